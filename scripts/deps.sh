@@ -1,0 +1,54 @@
+#!/bin/bash
+# Install the Debian packages moat needs to build, test, demo and benchmark.
+# Idempotent: asks dpkg what is missing and runs apt-get only for that.
+# Quiet on success. Add a package: one line in PACKAGES, with a comment.
+set -euo pipefail
+
+PACKAGES=(
+	# --- build ---
+	gcc               # the compiler the -Werror build is checked with
+	clang             # second compiler; libFuzzer targets
+	meson             # build system
+	ninja-build       # meson's backend
+	pkg-config        # meson dependency() lookups
+	libjansson-dev    # JSON (config.json, state)
+	libseccomp-dev    # seccomp filters
+	libcap-dev        # capabilities
+	# --- tests ---
+	busybox-static    # the test rootfs userland
+	jq                # config.json edits in tests/integration
+	iproute2          # ip netns / link checks
+	valgrind          # leak checks of unit tests
+	util-linux        # unshare, nsenter, flock, mountpoint
+	# --- clients and peers (integration tests and bench) ---
+	podman            # tests/integration/podman.sh
+	crun              # bench peer
+	runc              # bench peer, stand-in runtime for tests
+	containerd        # tests/integration/containerd.sh (ctr)
+	uidmap            # newuidmap/newgidmap for podman
+	skopeo            # OCI archives for containerd
+	# --- bench ---
+	hyperfine         # ad-hoc comparisons (bench/run.sh uses its own harness)
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+		missing+=("$p")
+	fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deps.sh: missing packages: ${missing[*]} (run as root to install them)" >&2
+	exit 1
+fi
+echo "deps.sh: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+if ! { apt-get update -q && apt-get install -y -q "${missing[@]}"; } </dev/null >"$log" 2>&1; then
+	cat "$log" >&2
+	echo "deps.sh: apt-get failed" >&2
+	exit 1
+fi

@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+#include <stdbool.h>
+
+#include "core/error.h"
+#include "runtime/container.h"
+
+struct cli_globals {
+        const char *root;
+        const char *log;
+        const char *log_format;
+        bool debug;
+        bool systemd_cgroup;
+        const char *rootless;
+        const char *criu;
+        bool help, version;
+        const char *prog; /* "moat-runtime" */
+};
+
+/* Runs one runtime verb; returns the process exit status. */
+int cli_runtime_verb(struct cli_globals *g, int argc, char **argv, int idx);
+/* Prints err (or msg) once, on stderr and into --log, and returns 1. */
+int cli_fail(struct cli_globals *g, struct moat_error *err, const char *msg);
+int cli_signal_parse(const char *s, int *sig);
+int cli_size_parse(const char *s, int64_t *out); /* "100m", "1g", "-1" */
+void cli_runtime_usage(const char *prog);

@@ -1,0 +1,288 @@
+# shellcheck shell=bash
+# tests/integration/lib.sh: sourced by every tests/integration/*.sh.
+#
+# TAP:        ok DESC CMD [ARGS...]   pass if CMD exits 0 (its output is shown on failure)
+#             is GOT EXPECTED DESC | isnt GOT UNEXPECTED DESC | like GOT ERE DESC | unlike GOT ERE DESC
+#             pass DESC | fail DESC | diag MSG | skip REASON [N] | skip_all REASON | done_testing
+#             MOAT_MUST_WORK=1 turns every skip into a failure.
+# Runtime:    rt ARGS...              $MOAT_RUNTIME --root $TEST_ROOT ARGS
+#             newid [NAME]            a unique container id; the id is deleted (--force) at the end
+#             mkbundle DIR [JQ]       DIR/rootfs (a private copy of the test rootfs) + DIR/config.json
+#                                     (config.json.in through jq JQ); DIR relative = under $TEST_TMP
+#             jargs A B ...           JSON array of its arguments (for jq filters)
+#             status_of ID            the status from `state`, or "none"
+#             wait_status ID STATUS [SECONDS]
+#             track_cgroup NAME       another cgroup dir name the leak check must not find
+# Environment (set by meson, overridable):
+#   MOAT_RUNTIME   runtime under test (default: $MOAT_BUILD_RUNTIME = build/moat-runtime);
+#                  MOAT_RUNTIME=/usr/sbin/runc runs the suite against runc
+#   MOAT_HELPER    build/tests/helpers/moat-helper      MOAT_ROOTFS  build/tests/helpers/rootfs
+#   MOAT_KEEP=1    keep $TEST_TMP for inspection
+# At the end (done_testing) every container created is deleted and leak checks run as TAP
+# tests: no state dir left under --root, no cgroup dir named after a container, no mount
+# left under a bundle.
+
+set -uo pipefail
+
+_lib_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+_src_root=$(cd "$_lib_dir/../.." && pwd)
+: "${MOAT_BUILD_ROOT:=$_src_root/build}"
+: "${MOAT_BUILD_RUNTIME:=$MOAT_BUILD_ROOT/moat-runtime}"
+: "${MOAT_RUNTIME:=$MOAT_BUILD_RUNTIME}"
+: "${MOAT_BIN:=$MOAT_BUILD_ROOT/moat}"
+: "${MOAT_HELPER:=$MOAT_BUILD_ROOT/tests/helpers/moat-helper}"
+: "${MOAT_ROOTFS:=$MOAT_BUILD_ROOT/tests/helpers/rootfs}"
+: "${MOAT_MUST_WORK:=0}"
+export MOAT_RUNTIME MOAT_BIN MOAT_HELPER MOAT_ROOTFS
+
+TEST_NAME=$(basename "$0" .sh)
+_tap_n=0
+_tap_failed=0
+_tap_done=0
+_ids=()
+_bundles=()
+_cgroups=()
+_id_n=0
+
+# ---------------------------------------------------------------- TAP
+
+_tap_line() { printf '%s\n' "$*"; }
+diag() { printf '# %s\n' "$@" | sed '2,$s/^/# /'; }
+
+pass() { _tap_n=$((_tap_n + 1)); _tap_line "ok $_tap_n - $1"; return 0; }
+fail() {
+	_tap_n=$((_tap_n + 1))
+	_tap_failed=$((_tap_failed + 1))
+	_tap_line "not ok $_tap_n - $1"
+	local c=1
+	while [ -n "${BASH_SOURCE[$c]:-}" ] && [ "${BASH_SOURCE[$c]}" = "${BASH_SOURCE[0]}" ]; do c=$((c + 1)); done
+	_tap_line "#   failed at ${BASH_SOURCE[$c]:-?}:${BASH_LINENO[$((c - 1))]:-?}"
+	return 1
+}
+
+ok() {
+	local desc=$1 out rc f=${TEST_TMP:-/tmp}/.ok.out
+	shift
+	# output to a file, not a pipe: a container started by CMD may inherit it and live on
+	"$@" >"$f" 2>&1 </dev/null
+	rc=$?
+	out=$(cat "$f" 2>/dev/null)
+	if [ $rc -eq 0 ]; then
+		pass "$desc"
+	else
+		fail "$desc"
+		diag "command: $* (exit $rc)"
+		[ -n "$out" ] && printf '%s\n' "$out" | sed 's/^/#   /'
+		return 1
+	fi
+}
+
+is() {
+	if [ "$1" = "$2" ]; then
+		pass "$3"
+	else
+		fail "$3"
+		printf '%s\n' "got: '$1'" "expected: '$2'" | sed 's/^/#   /'
+		return 1
+	fi
+}
+
+isnt() {
+	if [ "$1" != "$2" ]; then pass "$3"; else
+		fail "$3"
+		diag "  got '$1', expected anything else"
+		return 1
+	fi
+}
+
+like() {
+	if [[ $1 =~ $2 ]]; then
+		pass "$3"
+	else
+		fail "$3"
+		printf '%s\n' "got: '$1'" "expected to match: /$2/" | sed 's/^/#   /'
+		return 1
+	fi
+}
+
+unlike() {
+	if ! [[ $1 =~ $2 ]]; then
+		pass "$3"
+	else
+		fail "$3"
+		printf '%s\n' "got: '$1'" "expected not to match: /$2/" | sed 's/^/#   /'
+		return 1
+	fi
+}
+
+# skip REASON [N]: N skipped tests (failures under MOAT_MUST_WORK=1)
+skip() {
+	local reason=$1 n=${2:-1} i
+	for ((i = 0; i < n; i++)); do
+		if [ "$MOAT_MUST_WORK" = 1 ]; then
+			fail "skipped but MOAT_MUST_WORK=1: $reason"
+		else
+			_tap_n=$((_tap_n + 1))
+			_tap_line "ok $_tap_n # SKIP $reason"
+		fi
+	done
+	return 0
+}
+
+# skip_all REASON: the whole file is skipped (meson: SKIP); must come before any test
+skip_all() {
+	if [ "$MOAT_MUST_WORK" = 1 ]; then
+		_tap_line "not ok 1 - skipped but MOAT_MUST_WORK=1: $1"
+		_tap_line "1..1"
+		_tap_done=1
+		exit 1
+	fi
+	_tap_line "1..0 # SKIP $1"
+	_tap_done=1
+	exit 0
+}
+
+bail_out() {
+	_tap_line "Bail out! $*"
+	_tap_done=1
+	exit 1
+}
+
+done_testing() {
+	_cleanup_containers
+	_leak_checks
+	_tap_line "1..$_tap_n"
+	_tap_done=1
+	[ $_tap_failed -eq 0 ] && exit 0
+	exit 1
+}
+
+# ---------------------------------------------------------------- runtime
+
+require_root() { [ "$(id -u)" -eq 0 ] || skip_all "needs root"; }
+
+command -v jq >/dev/null || skip_all "jq is not installed (scripts/deps.sh)"
+require_root
+if [ ! -x "$MOAT_RUNTIME" ] && ! command -v "$MOAT_RUNTIME" >/dev/null; then
+	skip_all "runtime '$MOAT_RUNTIME' not found (build it, or set MOAT_RUNTIME)"
+fi
+if [ ! -x "$MOAT_ROOTFS/bin/moat-helper" ] || [ "${MOAT_REBUILD_ROOTFS:-0}" = 1 ]; then
+	bash "$_src_root/tests/lib/mkrootfs.sh" "$MOAT_ROOTFS" "$MOAT_HELPER" >&2 || bail_out "cannot build the test rootfs"
+fi
+
+TEST_TMP=$(mktemp -d "${TMPDIR:-/tmp}/moat-it-$TEST_NAME.XXXXXX")
+chmod 755 "$TEST_TMP"
+TEST_ROOT=$TEST_TMP/state
+mkdir -p "$TEST_ROOT"
+_id_prefix="mt-$TEST_NAME-$$-$RANDOM"
+
+rt() { "$MOAT_RUNTIME" --root "$TEST_ROOT" "$@"; }
+
+newid() {
+	_id_n=$((_id_n + 1))
+	local id="$_id_prefix-${1:-c}$_id_n"
+	_ids+=("$id")
+	printf '%s\n' "$id"
+}
+
+# newid in the current shell (not a subshell): newid_var VAR [NAME]
+newid_var() {
+	_id_n=$((_id_n + 1))
+	local _newid="$_id_prefix-${2:-c}$_id_n"
+	_ids+=("$_newid")
+	printf -v "$1" '%s' "$_newid"
+}
+
+track_cgroup() { _cgroups+=("$1"); }
+
+jargs() { jq -cn '$ARGS.positional' --args "$@"; }
+
+mkbundle() {
+	local dir=$1 filter=${2:-.}
+	case $dir in /*) ;; *) dir=$TEST_TMP/$dir ;; esac
+	mkdir -p "$dir" || return 1
+	cp -a "$MOAT_ROOTFS" "$dir/rootfs" || return 1
+	jq "$filter" "$_lib_dir/config.json.in" >"$dir/config.json" || return 1
+	_bundles+=("$dir")
+}
+
+status_of() {
+	local s
+	s=$(rt state "$1" 2>/dev/null | jq -r .status 2>/dev/null)
+	printf '%s\n' "${s:-none}"
+}
+
+wait_status() {
+	local id=$1 want=$2 secs=${3:-10} i
+	for ((i = 0; i < secs * 20; i++)); do
+		[ "$(status_of "$id")" = "$want" ] && return 0
+		sleep 0.05
+	done
+	echo "container '$id' is '$(status_of "$id")', not '$want' after ${secs}s" >&2
+	return 1
+}
+
+# pid of a container's init from `state`
+pid_of() { rt state "$1" 2>/dev/null | jq -r .pid; }
+
+# ---------------------------------------------------------------- cleanup and leak checks
+
+_cleanup_containers() {
+	local id
+	for id in "${_ids[@]+"${_ids[@]}"}"; do
+		if [ "$(status_of "$id")" != none ]; then
+			rt kill "$id" KILL >/dev/null 2>&1
+			rt delete --force "$id" >/dev/null 2>&1 || rt delete --force "$id" >/dev/null 2>&1
+		fi
+	done
+}
+
+_mounts_under() { awk -v p="$1/" 'index($5, p) == 1 { print $5 }' /proc/self/mountinfo; }
+
+_leak_checks() {
+	local id left dirs=() cg=() m b
+	[ ${#_ids[@]} -eq 0 ] && [ ${#_bundles[@]} -eq 0 ] && return 0
+	for id in "${_ids[@]}"; do
+		[ -e "$TEST_ROOT/$id" ] && dirs+=("$TEST_ROOT/$id")
+	done
+	while IFS= read -r left; do dirs+=("$left"); done < <(find "$TEST_ROOT" -mindepth 1 -maxdepth 1 -type d 2>/dev/null)
+	if [ ${#dirs[@]} -eq 0 ]; then pass "leak: no state left under --root"; else
+		fail "leak: no state left under --root"
+		printf '#   %s\n' "${dirs[@]}"
+	fi
+	for id in "${_ids[@]}" "${_cgroups[@]}"; do
+		while IFS= read -r left; do cg+=("$left"); done < <(find /sys/fs/cgroup -maxdepth 6 -type d -name "$id" 2>/dev/null)
+	done
+	if [ ${#cg[@]} -eq 0 ]; then pass "leak: no cgroup named after a container"; else
+		fail "leak: no cgroup named after a container"
+		printf '#   %s\n' "${cg[@]}"
+	fi
+	m=""
+	for b in "${_bundles[@]}"; do m+=$(_mounts_under "$b"); done
+	if [ -z "$m" ]; then pass "leak: no mount under a bundle"; else
+		fail "leak: no mount under a bundle"
+		printf '#   %s\n' $m
+	fi
+}
+
+_lib_exit() {
+	local rc=$?
+	trap - EXIT
+	_cleanup_containers
+	if [ "$_tap_done" = 0 ]; then
+		_tap_line "not ok $((_tap_n + 1)) - test script exited early (status $rc) before done_testing"
+		_tap_line "1..$((_tap_n + 1))"
+		rc=1
+	fi
+	if [ "${MOAT_KEEP:-0}" = 1 ]; then
+		echo "# kept $TEST_TMP" >&2
+	elif [ -n "${TEST_TMP:-}" ] && [ -d "$TEST_TMP" ]; then
+		local m
+		# never rm -rf through a mount a broken runtime left behind
+		for m in $(_mounts_under "$TEST_TMP" | sort -r); do umount -l "$m" 2>/dev/null; done
+		rm -rf --one-file-system "$TEST_TMP" 2>/dev/null
+	fi
+	exit $rc
+}
+trap _lib_exit EXIT
+trap 'exit 130' INT TERM
