@@ -116,7 +116,13 @@ static int cg_alloc(const struct cg_layout *l, struct moat_cgroup **out)
 static int add_dir(struct moat_cgroup *cg, const struct cg_hier *h, char *rel, struct moat_error **err)
 {
         struct cg_dir *d = &cg->dirs[cg->n_dirs];
-        int r = host_dir(h, rel, &d->dir);
+        int r;
+        if (STREQ(rel, "/")) {
+                /* Never the root: destroy/kill_all would sweep the whole host. */
+                free(rel);
+                return moat_error_input(err, EINVAL, "cgroup path '/' is the root of hierarchy '%s'", h->name);
+        }
+        r = host_dir(h, rel, &d->dir);
         if (r < 0) {
                 r = moat_error_input(err, -r, "cgroup path '%s' lies outside the part of hierarchy '%s' mounted at '%s'",
                                      rel, h->name, h->mount);
@@ -271,10 +277,17 @@ int moat_cgroup_create(const char *path, const char *id, const struct moat_resou
                        struct moat_cgroup **out, struct moat_error **err)
 {
         const struct cg_layout *l;
-        _cleanup_(cg_freep) struct moat_cgroup *cg = NULL;
         int r = cg_layout_get(&l, err);
         if (r < 0)
                 return r;
+        return cg_create_in(l, path, id, res, out, err);
+}
+
+int cg_create_in(const struct cg_layout *l, const char *path, const char *id, const struct moat_resources *res,
+                 struct moat_cgroup **out, struct moat_error **err)
+{
+        _cleanup_(cg_freep) struct moat_cgroup *cg = NULL;
+        int r;
         if (path && !*path)
                 path = NULL;
         if ((r = cg_alloc(l, &cg)) < 0)
@@ -311,11 +324,17 @@ fail:
 int moat_cgroup_open(const char *path, struct moat_cgroup **out, struct moat_error **err)
 {
         const struct cg_layout *l;
-        _cleanup_(cg_freep) struct moat_cgroup *cg = NULL;
-        size_t found = 0;
         int r = cg_layout_get(&l, err);
         if (r < 0)
                 return r;
+        return cg_open_in(l, path, out, err);
+}
+
+int cg_open_in(const struct cg_layout *l, const char *path, struct moat_cgroup **out, struct moat_error **err)
+{
+        _cleanup_(cg_freep) struct moat_cgroup *cg = NULL;
+        size_t found = 0;
+        int r;
         if (!path || !*path)
                 return moat_error_input(err, EINVAL, "empty cgroup path");
         if ((r = cg_alloc(l, &cg)) < 0)

@@ -71,6 +71,12 @@ struct cg_ops {
 };
 extern const struct cg_ops cg_v1_ops, cg_v2_ops;
 
+/* moat_cgroup_create/open against a given layout (they pass the cached one;
+ * tests pass a parsed one, e.g. the hybrid host's cgroup2 alone as "v2"). */
+int cg_create_in(const struct cg_layout *l, const char *path, const char *id, const struct moat_resources *res,
+                 struct moat_cgroup **out, struct moat_error **err);
+int cg_open_in(const struct cg_layout *l, const char *path, struct moat_cgroup **out, struct moat_error **err);
+
 /* Lookups inside a cgroup. */
 struct cg_dir *cg_dir_for(struct moat_cgroup *cg, const char *ctrl); /* v1 controller */
 struct cg_dir *cg_dir_v2(struct moat_cgroup *cg);

@@ -145,7 +145,7 @@ static int apply_cpu(struct moat_cgroup *cg, const struct moat_resources *res, s
             c->has_realtime_period || c->has_idle) {
                 if ((r = need(cg, "cpu", "cpu", &d, err)) < 0)
                         return r;
-                if (c->has_shares && (r = cg_writef(d->fd, "cpu.shares", "cpu.shares", err, "%" PRIu64, c->shares)) < 0)
+                if (c->has_shares && c->shares && (r = cg_writef(d->fd, "cpu.shares", "cpu.shares", err, "%" PRIu64, c->shares)) < 0)
                         return r;
                 if ((r = write_pair(d->fd, "cpu.cfs_period_us", "cpu.period", c->has_period && c->period,
                                     (int64_t)c->period, "cpu.cfs_quota_us", "cpu.quota", c->has_quota && c->quota,

@@ -152,11 +152,13 @@ static int ambient_apply(uint64_t amb, int last, struct moat_error **err)
         for (int c = 0; c <= last; c++) {
                 if (!(amb & (UINT64_C(1) << c)))
                         continue;
+                /* As runc: a cap that cannot be ambient (not in permitted and
+                 * inheritable) is a warning, not a failure: engines pass
+                 * ambient sets without inheritable ones. */
                 if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, (unsigned long)c, 0, 0) < 0)
-                        return moat_error_set(err, errno,
-                                              "cannot raise ambient capability %s (it must also be in "
-                                              "'process.capabilities.permitted' and '.inheritable')",
-                                              moat_caps_name(c, name));
+                        moat_warn("cannot raise ambient capability %s (it must also be in "
+                                  "'process.capabilities.permitted' and '.inheritable'): %s; ignoring it",
+                                  moat_caps_name(c, name), strerror(errno));
         }
         return 0;
 }

@@ -232,12 +232,12 @@ static bool file_starts_with(const char *path, const char *prefix)
         return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
-bool moat_apparmor_enabled(void)
+bool moat_lsm_apparmor_enabled(void)
 {
         return file_starts_with("/sys/module/apparmor/parameters/enabled", "Y");
 }
 
-bool moat_selinux_enabled(void)
+bool moat_lsm_selinux_enabled(void)
 {
         _cleanup_free_ char *fs = NULL;
         if (access("/sys/fs/selinux/enforce", F_OK) == 0)
@@ -256,7 +256,7 @@ int moat_apparmor_apply(const char *profile, struct moat_error **err)
 
         if (!profile || !*profile)
                 return 0;
-        if (!moat_apparmor_enabled()) {
+        if (!moat_lsm_apparmor_enabled()) {
                 moat_warn("AppArmor profile '%s' requested but AppArmor is not enabled on this kernel; ignoring",
                           profile);
                 return 0;
@@ -278,7 +278,7 @@ int moat_selinux_apply(const char *label, struct moat_error **err)
 
         if (!label || !*label)
                 return 0;
-        if (!moat_selinux_enabled()) {
+        if (!moat_lsm_selinux_enabled()) {
                 moat_warn("SELinux label '%s' requested but SELinux is not enabled on this kernel; ignoring", label);
                 return 0;
         }

@@ -30,8 +30,8 @@ int moat_scheduler_apply(const struct moat_process *p, struct moat_error **err);
 int moat_cpu_affinity_apply(pid_t pid, const char *cpus, const char *field, struct moat_error **err);
 int moat_apparmor_apply(const char *profile, struct moat_error **err);
 int moat_selinux_apply(const char *label, struct moat_error **err);
-bool moat_apparmor_enabled(void);
-bool moat_selinux_enabled(void);
+bool moat_lsm_apparmor_enabled(void);
+bool moat_lsm_selinux_enabled(void);
 
 int moat_personality_apply(unsigned long persona, struct moat_error **err);
 

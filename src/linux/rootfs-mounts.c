@@ -198,6 +198,8 @@ static int mount_bind(const struct mctx *c)
                 return merr(c, -errno, NULL);
         _cleanup_close_ int target = S_ISDIR(st.st_mode) ? path_mkdir_in_root(c->rootfd, m->destination, 0755)
                                                           : path_mkfile_in_root(c->rootfd, m->destination, 0644);
+        if (target == -ENOTDIR && S_ISDIR(st.st_mode))
+                return merr(c, target, "source is a directory, destination is not");
         if (target < 0)
                 return merr(c, target, NULL);
         if (fstat(target, &tst) < 0)

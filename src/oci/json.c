@@ -385,7 +385,7 @@ static int rewrite_big_ints(struct jctx *c, const char *in, size_t len, char **o
                         continue;
                 size_t s = i, e = i + (ch == '-');
                 if (e >= len || in[e] < '1' || in[e] > '9') {
-                        i = e;
+                        i = e - 1; /* look at in[e] again */
                         continue;
                 }
                 while (e < len && in[e] >= '0' && in[e] <= '9')

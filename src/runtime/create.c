@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -530,6 +531,9 @@ int moat_container_run(const struct moat_runtime *rt, const struct moat_create_o
         struct creation c;
         creation_init(&c, rt, o);
         c.run_mode = true;
+        /* With a user namespace the init is our grandchild: be its reaper. */
+        if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+                return moat_error_set(err, errno, "cannot become a subreaper");
         int r = do_create(&c, err);
         if (r < 0) {
                 creation_abort(&c);

@@ -493,6 +493,14 @@ static void test_errors(void)
         moat_error_free(err);
         err = NULL;
 
+        ok(moat_cgroup_create("/", "x", NULL, &cg, &err) < 0 && !cg, "the hierarchy root is refused");
+        contains(err ? err->msg : NULL, "root", "error says root");
+        moat_error_free(err);
+        err = NULL;
+        ok(moat_cgroup_open("/", &cg, &err) < 0 && !cg, "opening the root is refused");
+        moat_error_free(err);
+        err = NULL;
+
         snprintf(path, sizeof(path), "%s/huge", base);
         struct moat_hugepage_limit hl = { .page_size = (char *)"2MB", .limit = 1 << 21 };
         struct moat_resources rh = { .present = true, .hugepages = &hl, .n_hugepages = 1 };
@@ -568,6 +576,95 @@ out:
         moat_cgroup_free(cg);
 }
 
+/* The v2 code paths, run against this hybrid host's cgroup2 hierarchy alone
+ * (a layout parsed from its mountinfo line only).  It has no controllers, so
+ * only core files work: cgroup.procs, cgroup.freeze, cgroup.kill, cpu.stat,
+ * cgroup.* unified keys, and the eBPF device program. */
+static void test_v2_paths(void)
+{
+        _cleanup_error_ struct moat_error *err = NULL;
+        _cleanup_free_ char *mi = NULL, *self = NULL, *line = NULL, *depth = NULL;
+        struct cg_layout *l = NULL;
+        struct moat_cgroup *cg = NULL;
+        char path[128];
+        int go = -1, status = 0;
+        if (read_file_at(AT_FDCWD, "/proc/self/mountinfo", &mi, NULL) < 0 ||
+            read_file_at(AT_FDCWD, "/proc/self/cgroup", &self, NULL) < 0)
+                return;
+        for (char *p = strtok(mi, "\n"); p; p = strtok(NULL, "\n"))
+                if (strstr(p, " - cgroup2 ")) {
+                        line = strdup(p);
+                        break;
+                }
+        if (!line) {
+                printf("# no cgroup2 mount: v2 paths not tested\n");
+                return;
+        }
+        ok(cg_layout_parse(line, self, &l, &err) == 0 && l->layout == MOAT_CG_V2, "cgroup2 alone parses as v2");
+        if (!l)
+                return;
+        snprintf(path, sizeof(path), "%s/v2", base);
+
+        struct moat_resources rp = { .present = true };
+        rp.pids.has_limit = true;
+        rp.pids.limit = 10;
+        ok(cg_create_in(l, path, "v2", &rp, &cg, &err) < 0 && !cg, "v2: pids.max without the pids controller fails");
+        contains(err ? err->msg : NULL, "'pids.limit' to '10'", "error names field and value");
+        is_int(count_dirs(base), 0, "v2: nothing left");
+        moat_error_free(err);
+        err = NULL;
+
+        struct moat_kv kv = { .key = (char *)"cgroup.max.depth", .value = (char *)"3" };
+        struct moat_device_rule dr[] = {
+                { .allow = false, .type = 'a', .major = -1, .minor = -1, .access = "rwm" },
+                { .allow = true, .type = 'c', .major = 1, .minor = 5, .access = "rwm" },
+        };
+        struct moat_resources r = { .present = true, .unified = &kv, .n_unified = 1, .devices = dr, .n_devices = 2 };
+        ok(cg_create_in(l, path, "v2", &r, &cg, &err) == 0, "v2: create with unified key and devices%s%s",
+           err ? ": " : "", err ? err->msg : "");
+        if (!cg)
+                goto out;
+        ok(moat_cgroup_v2_dirfd(cg) >= 0, "v2: dir fd for CLONE_INTO_CGROUP");
+        struct cg_dir *d = cg_dir_v2(cg);
+        ok(d && cg_read_str(d->fd, "cgroup.max.depth", &depth) == 0 && STREQ(depth, "3"), "v2: unified key written");
+        struct moat_cgroup_hier *h = NULL;
+        size_t nh = 0;
+        ok(moat_cgroup_hierarchies(cg, &h, &nh) == 0 && nh == 1 && h[0].v2 && STREQ(h[0].name, ""),
+           "v2: one hierarchy named \"\"");
+        moat_cgroup_hierarchies_free(h, nh);
+
+        pid_t child = spawn(CH_PAUSE, &go);
+        ok(moat_cgroup_add_pid(cg, child, &err) == 0, "v2: add pid");
+        bool fr = false;
+        ok(moat_cgroup_freeze(cg, true, &err) == 0 && moat_cgroup_is_frozen(cg, &fr) == 0 && fr, "v2: frozen");
+        ok(moat_cgroup_freeze(cg, false, &err) == 0 && moat_cgroup_is_frozen(cg, &fr) == 0 && !fr, "v2: thawed");
+        pid_t *pids = NULL;
+        size_t np = 0;
+        ok(moat_cgroup_pids(cg, &pids, &np) == 0 && np == 1 && pids[0] == child, "v2: pids");
+        free(pids);
+        json_t *st = NULL;
+        ok(moat_cgroup_stats(cg, &st, &err) == 0 &&
+           json_object_get(json_object_get(json_object_get(st, "cpu"), "usage"), "total"),
+           "v2: stats cpu.usage.total from cpu.stat");
+        json_decref(st);
+        uint64_t oom = 9;
+        ok(moat_cgroup_oom_kills(cg, &oom) == 0 && oom == 0, "v2: no oom kills");
+        is_int(moat_cgroup_kill_all(cg, SIGTERM), 1, "v2: SIGTERM to 1 (freeze, signal, thaw)");
+        waitpid(child, &status, 0);
+        ok(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM, "v2: child got SIGTERM");
+        child = spawn(CH_PAUSE, &go);
+        moat_cgroup_add_pid(cg, child, NULL);
+        is_int(moat_cgroup_kill_all(cg, SIGKILL), 1, "v2: cgroup.kill");
+        waitpid(child, &status, 0);
+        ok(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "v2: child got SIGKILL");
+        ok(moat_cgroup_destroy(cg, &err) == 0, "v2: destroy");
+        is_int(count_dirs(path), 0, "v2: gone");
+        moat_cgroup_free(cg);
+out:
+        cg_layout_free(l);
+        (void)go;
+}
+
 static void test_relative(void)
 {
         _cleanup_error_ struct moat_error *err = NULL;
@@ -626,6 +723,8 @@ int main(void)
         test_errors();
         if (lay == MOAT_CG_HYBRID)
                 test_unified();
+        if (lay == MOAT_CG_HYBRID)
+                test_v2_paths();
         test_relative();
         is_int(count_dirs(base), 0, "%s gone from every hierarchy", base);
         return done_testing();

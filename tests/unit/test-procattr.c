@@ -255,14 +255,14 @@ static void child_lsm(FILE *f, void *arg)
 static void test_lsm(void)
 {
         _cleanup_free_ char *out = in_child(child_lsm, NULL);
-        if (!moat_apparmor_enabled()) {
+        if (!moat_lsm_apparmor_enabled()) {
                 contains(out, "AppArmor profile 'moat-test-no-such-profile' requested but AppArmor is not enabled",
                          "AppArmor off: warning names the profile");
         } else {
                 contains(out, "'process.apparmorProfile' 'moat-test-no-such-profile'",
                          "AppArmor on: a profile that is not loaded is an error naming it");
         }
-        if (!moat_apparmor_enabled() && !moat_selinux_enabled()) {
+        if (!moat_lsm_apparmor_enabled() && !moat_lsm_selinux_enabled()) {
                 contains(out, "SELinux label 'system_u:system_r:moat_no_such_t:s0' requested but SELinux is not enabled",
                          "SELinux off: warning names the label");
                 contains(out, "ret=0 ", "labels for absent LSMs are warnings, not errors");

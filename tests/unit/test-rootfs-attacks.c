@@ -44,24 +44,35 @@ static void free_err(struct moat_error **e)
 static void escape_dest(void *arg)
 {
         setup(arg);
-        char esc[4096];
+        char esc[4096], p[4096];
         snprintf(esc, sizeof(esc), "../../../../../../../..%s", hostdir);
         put_link(rootfs, "evil-abs", "/../../../../etc");
         put_link(rootfs, "evil-rel", esc);
+        char dang[4096];
+        snprintf(dang, sizeof(dang), "../../../../..%s-nope", hostdir);
+        put_link(rootfs, "dangling", dang);
+        snprintf(p, sizeof(p), "%s%s", rootfs, hostdir);
+        mkdir_p(p, 0755); /* the symlink's target, inside the rootfs */
         struct moat_mount ms[] = {
                 mnt("/evil-abs", "tmpfs", "tmpfs", 0, NULL),
                 mnt("/evil-rel/sub", "tmpfs", "tmpfs", 0, NULL),
                 mnt("/evil-rel/file", "bind", "/etc/hostname", MS_BIND, NULL),
+                mnt("/dangling/sub", "tmpfs", "tmpfs", 0, NULL),
         };
         struct moat_spec s = { .root.path = rootfs, .mounts = ms, .n_mounts = ARRAY_SIZE(ms) };
         int rootfd = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
         struct moat_error *err = NULL;
-        for (size_t i = 0; i < s.n_mounts; i++) {
+        for (size_t i = 0; i < 3; i++) {
                 int r = moat_rootfs_mount_one(rootfd, &s, i, NULL, &err);
                 report(r == 0, "mounts[%zu] on a symlinked destination (%s)", i, err ? err->msg : "ok");
                 free_err(&err);
         }
-        char p[4096];
+        /* A dangling symlink is not followed out to create its target. */
+        int r = moat_rootfs_mount_one(rootfd, &s, 3, NULL, &err);
+        report(r < 0, "mounts[3] through a dangling symlink fails (%s)", err ? err->msg : "ok");
+        snprintf(p, sizeof(p), "%s-nope", hostdir);
+        report(access(p, F_OK) < 0, "dangling symlink target not created on the host");
+        free_err(&err);
         report(!is_fs("/etc", TMPFS_MAGIC), "host /etc is not covered");
         snprintf(p, sizeof(p), "%s/etc", rootfs);
         report(is_fs(p, TMPFS_MAGIC), "the tmpfs landed on <rootfs>/etc");
@@ -71,6 +82,11 @@ static void escape_dest(void *arg)
         report(access(p, F_OK) < 0, "nothing created in the host dir (file)");
         snprintf(p, sizeof(p), "%s%s/sub", rootfs, hostdir);
         report(is_fs(p, TMPFS_MAGIC), "the second tmpfs landed inside the rootfs");
+        snprintf(p, sizeof(p), "%s%s/file", rootfs, hostdir);
+        char *hn = read_str(p), *hn2 = read_str("/etc/hostname");
+        report(hn && hn2 && strcmp(hn, hn2) == 0, "the bind landed inside the rootfs");
+        free(hn);
+        free(hn2);
         close(rootfd);
 }
 
@@ -165,10 +181,13 @@ static void dev_symlink(void *arg)
         report(lstat(p, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3) && (st.st_mode & 07777) == 0640 &&
                        st.st_uid == 12 && st.st_gid == 34,
                "mknod with mode, uid, gid");
-        r = moat_device_create(rootfd, &d5, true, &err);
+        put_dir(rootfs, "dev");
+        struct moat_device d6 = { .type = 'c', .path = (char *)"/dev/zero", .major = 1, .minor = 5 };
+        r = moat_device_create(rootfd, &d6, true, &err);
         report(r == 0, "userns-style device bind from the host (%s)", err ? err->msg : "ok");
         free_err(&err);
-        report(lstat(p, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3), "bound device is 1:3");
+        snprintf(p, sizeof(p), "%s/dev/zero", rootfs);
+        report(lstat(p, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 5), "bound device is 1:5");
         close(rootfd);
 }
 
@@ -183,8 +202,9 @@ static void masked_symlink(void *arg)
         put_dir(root2, "proc");
         put_link(root2, "etc/masked", "/hostdir/secret");
         put_file(root2, "etc/plain", "plain");
+        /* The mount(2) fallback needs /proc/self/fd, as runc does. */
         struct moat_mount ms[] = { mnt("/hostdir", "bind", hostdir, MS_BIND, NULL),
-                                   mnt("/dev", "tmpfs", "tmpfs", 0, "mode=755") };
+                                   mnt("/dev", "tmpfs", "tmpfs", 0, "mode=755"), mnt("/proc", "proc", "proc", 0, NULL) };
         const char *masked[] = { "/etc/masked", "/etc/plain", NULL };
         struct moat_spec s = { .root.path = root2, .mounts = ms, .n_mounts = ARRAY_SIZE(ms) };
         s.linux_.masked_paths = strv_new(masked);

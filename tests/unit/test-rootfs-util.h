@@ -50,7 +50,7 @@ __attribute__((format(printf, 2, 3))) static bool report(bool cond, const char *
                 report(_h && strstr(_h, _n), fmt " ('%s' ~ '%s')", ##__VA_ARGS__, _h ? _h : "(null)", _n); \
         })
 
-static int count_lines(const char *path)
+static __attribute__((unused)) int count_lines(const char *path)
 {
         FILE *f = fopen(path, "re");
         if (!f)
@@ -65,7 +65,7 @@ static int count_lines(const char *path)
 
 /* Runs fn(arg) in a child in a new mount namespace (and pid namespace, as pid 1,
  * when newpid), relaying its reports as TAP.  Returns the child's exit status. */
-static int run_child(const char *name, bool newpid, void (*fn)(void *), void *arg)
+static __attribute__((unused)) int run_child(const char *name, bool newpid, void (*fn)(void *), void *arg)
 {
         int p[2];
         if (pipe2(p, O_CLOEXEC) < 0)
@@ -124,7 +124,7 @@ static int run_child(const char *name, bool newpid, void (*fn)(void *), void *ar
         return code;
 }
 
-static void put_file(const char *dir, const char *name, const char *content)
+static __attribute__((unused)) void put_file(const char *dir, const char *name, const char *content)
 {
         char p[4096];
         snprintf(p, sizeof(p), "%s/%s", dir, name);
@@ -135,21 +135,21 @@ static void put_file(const char *dir, const char *name, const char *content)
         }
 }
 
-static void put_dir(const char *dir, const char *name)
+static __attribute__((unused)) void put_dir(const char *dir, const char *name)
 {
         char p[4096];
         snprintf(p, sizeof(p), "%s/%s", dir, name);
         mkdir_p(p, 0755);
 }
 
-static void put_link(const char *dir, const char *name, const char *target)
+static __attribute__((unused)) void put_link(const char *dir, const char *name, const char *target)
 {
         char p[4096];
         snprintf(p, sizeof(p), "%s/%s", dir, name);
         symlink(target, p);
 }
 
-static char *read_str(const char *path)
+static __attribute__((unused)) char *read_str(const char *path)
 {
         char *s = NULL;
         size_t n;
@@ -159,7 +159,7 @@ static char *read_str(const char *path)
 }
 
 /* A small rootfs: /bin/busybox, the usual dirs, a marker.  NULL (and a reason) if busybox is missing. */
-static char *make_rootfs(const char **why)
+static __attribute__((unused)) char *make_rootfs(const char **why)
 {
         if (access("/bin/busybox", X_OK) < 0) {
                 *why = "no /bin/busybox (install busybox-static)";
@@ -188,19 +188,19 @@ static char *make_rootfs(const char **why)
         return root;
 }
 
-static void rm_tree(const char *path)
+static __attribute__((unused)) void rm_tree(const char *path)
 {
         if (!path || strncmp(path, "/tmp/moat-", 10) != 0)
                 return;
         rm_rf_at(AT_FDCWD, path);
 }
 
-static char *xstrdup(const char *s)
+static __attribute__((unused)) char *xstrdup(const char *s)
 {
         return s ? strdup(s) : NULL;
 }
 
-static char **strv_new(const char *const *in)
+static __attribute__((unused)) char **strv_new(const char *const *in)
 {
         char **v = NULL;
         for (size_t i = 0; in && in[i]; i++)
@@ -208,7 +208,7 @@ static char **strv_new(const char *const *in)
         return v;
 }
 
-static struct moat_mount mnt(const char *dest, const char *type, const char *source, unsigned long flags,
+static __attribute__((unused)) struct moat_mount mnt(const char *dest, const char *type, const char *source, unsigned long flags,
                              const char *data)
 {
         struct moat_mount m = { .destination = xstrdup(dest), .type = xstrdup(type), .source = xstrdup(source),
@@ -217,7 +217,7 @@ static struct moat_mount mnt(const char *dest, const char *type, const char *sou
         return m;
 }
 
-static bool is_fs(const char *path, unsigned long magic)
+static __attribute__((unused)) bool is_fs(const char *path, unsigned long magic)
 {
         struct statfs sf;
         return statfs(path, &sf) == 0 && (unsigned long)sf.f_type == magic;

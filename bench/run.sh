@@ -1,0 +1,34 @@
+#!/bin/bash
+# make bench: the container lifecycle (create, start, wait, delete of /bin/true) for moat,
+# crun and runc, alternating, BENCH_N times each (default 100), plus the unshare floor.
+# All runtimes get the same cgroup treatment: cgroup v1 cgroupfs, with /sys/fs/cgroup/unified
+# hidden in the harness's private mount namespace (crun refuses this hybrid host otherwise).
+# Env: BENCH_N, MOAT_BUILD_ROOT (default build/), MOAT_RUNTIME (the "moat" entry), CRUN, RUNC.
+set -euo pipefail
+
+src=$(cd "$(dirname "$0")/.." && pwd)
+build=${MOAT_BUILD_ROOT:-$src/build}
+n=${BENCH_N:-100}
+moat=${MOAT_RUNTIME:-$build/moat-runtime}
+crun=${CRUN:-$(command -v crun || echo /usr/bin/crun)}
+runc=${RUNC:-$(command -v runc || echo /usr/sbin/runc)}
+harness=$build/bench/lifecycle-bench
+[ "$(id -u)" -eq 0 ] || { echo "bench: run as root" >&2; exit 1; }
+[ -x "$harness" ] || { echo "bench: $harness not built: run 'make'" >&2; exit 1; }
+rootfs=$build/tests/helpers/rootfs
+bash "$src/tests/lib/mkrootfs.sh" "$rootfs" "$build/tests/helpers/moat-helper"
+
+tmp=$(mktemp -d /tmp/moat-bench.XXXXXX)
+trap 'rm -rf --one-file-system "$tmp"' EXIT
+mkdir -p "$tmp/bundle"
+cp -a "$rootfs" "$tmp/bundle/rootfs"
+jq '.process.args = ["/bin/true"]' "$src/tests/integration/config.json.in" >"$tmp/bundle/config.json"
+
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+echo "machine: Linux $(uname -r), $cpu, $(nproc) cores, $(date -u +%Y-%m-%d)"
+echo "versions: $("$crun" --version | head -1), $("$runc" --version | head -1), moat: $moat"
+echo "lifecycle of /bin/true (create, start, wait for init, delete), n=$n each, alternating, 3 warm-up rounds"
+rc=0
+"$harness" -n "$n" -b "$tmp/bundle" -s "$tmp/state" -H -F "moat=$moat" "crun=$crun" "runc=$runc" || rc=$?
+[ $rc -eq 0 ] || echo "bench: some runtime failed (see above)" >&2
+exit $rc
