@@ -49,3 +49,15 @@ int moat_mnt_propagation(int mntfd, unsigned long prop);
 int moat_mountinfo_below(const char *path, bool include_self, char ***out);
 /* The host path of an fd (readlink of /proc/self/fd/N); NULL on error. */
 char *moat_fd_host_path(int fd);
+
+struct moat_idmap;
+/* A user namespace fd (O_RDONLY of /proc/PID/ns/user) whose maps are the given
+ * "containerID hostID size" lines, for MOUNT_ATTR_IDMAP.  Forks a short-lived
+ * child that is killed before returning. */
+int moat_userns_fd_from_maps(const struct moat_idmap *uid, size_t nu, const struct moat_idmap *gid, size_t ng);
+/* An idmapped bind (new mount API only, -EOPNOTSUPP otherwise): clones srcfd
+ * (recursively for rbind), sets MOUNT_ATTR_IDMAP with userns_fd on the detached
+ * tree (on every mount of it when idmap_recursive), then attaches it onto t.
+ * Returns an O_PATH fd of the new mount's root. */
+int moat_mnt_bind_idmap(int srcfd, bool recursive, int userns_fd, bool idmap_recursive,
+                        const struct moat_mnt_target *t);

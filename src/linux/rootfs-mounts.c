@@ -271,6 +271,27 @@ static int mount_sysfs(const struct mctx *c)
         return apply_attrs(c, mfd, true, c->m->flags & MNT_FLAGS, 0);
 }
 
+/* mqueue cannot be mounted in a user namespace that does not own the IPC
+ * namespace: bind the host's /dev/mqueue instead (as crun does). */
+static int mount_mqueue(const struct mctx *c)
+{
+        int r = mount_typed(c, 0);
+        if (r != -EPERM || !c->o || !c->o->userns)
+                return r;
+        moat_error_free(*c->err);
+        *c->err = NULL;
+        _cleanup_close_ int target = target_dir(c, c->m->destination);
+        if (target < 0)
+                return target;
+        _cleanup_close_ int src = open("/dev/mqueue", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (src < 0)
+                return merr(c, -errno, "cannot mount mqueue in this user namespace nor bind the host's /dev/mqueue");
+        _cleanup_close_ int mfd = bind_at(c, src, false, target, c->m->destination);
+        if (mfd < 0)
+                return mfd;
+        return apply_attrs(c, mfd, false, c->m->flags & MNT_FLAGS, 0);
+}
+
 static int cgroup_one(const struct mctx *c, const struct moat_cgroup_hier *h, int target, const char *path,
                       unsigned long flags)
 {
@@ -380,6 +401,8 @@ int moat_rootfs_mount_one(int rootfd, const struct moat_spec *s, size_t idx, con
                 return mount_typed(&c, PROC_SUPER_MAGIC);
         if (STREQ(c.type, "sysfs"))
                 return mount_sysfs(&c);
+        if (STREQ(c.type, "mqueue"))
+                return mount_mqueue(&c);
         if (STREQ(c.type, "cgroup") || STREQ(c.type, "cgroup2"))
                 return mount_cgroup(&c);
         return mount_typed(&c, 0);

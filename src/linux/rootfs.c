@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "linux/rootfs.h"
+#include "linux/sysctl.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -212,6 +213,10 @@ int moat_rootfs_finish(const struct moat_spec *s, const struct moat_rootfs_opts 
         _cleanup_close_ int rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (rootfd < 0)
                 return moat_error_set(err, errno, "cannot open the new '/'");
+        /* sysctls go in before /proc/sys turns read-only (a readonlyPath) */
+        r = moat_sysctl_apply(s, err);
+        if (r < 0)
+                return r;
         r = mask_paths(rootfd, s, err);
         if (r < 0)
                 return r;

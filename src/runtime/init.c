@@ -22,7 +22,7 @@
 #include "linux/procattr.h"
 #include "linux/rootfs.h"
 #include "linux/seccomp.h"
-#include "linux/sysctl.h"
+#include "linux/sysctl.h" /* moat_set_hostname */
 #include "linux/terminal.h"
 #include "runtime/internal.h"
 #include "runtime/spawn.h"
@@ -166,11 +166,6 @@ static void init_process(struct init_ctx *c, const char *state_json)
         const struct moat_process *p = c->process;
         int r;
 
-        if (!c->exec) {
-                r = moat_sysctl_apply(c->spec, &e);
-                if (r < 0)
-                        fail(c, e, r, "sysctl");
-        }
         r = close_other_fds(c, -1);
         if (r < 0)
                 fail(c, NULL, r, "cannot close inherited file descriptors");

@@ -217,6 +217,113 @@ static void inside(void *arg)
                 moat_error_free(err);
 }
 
+/* The spec `moat spec` writes, parsed by the real parser (cgroup namespace: cgroup filesystems mounted). */
+static void inside_default(void *arg)
+{
+        moat_mount_force_legacy(arg != NULL);
+        _cleanup_free_ char *json = moat_spec_default_json(false);
+        struct moat_spec *s = NULL;
+        struct moat_error *err = NULL;
+        if (!report(json && moat_spec_parse(json, strlen(json), "default", &s, &err) == 0, "parse the default spec"))
+                _exit(1);
+        free(s->root.path);
+        s->root.path = strdup(rootfs);
+        struct moat_rootfs_opts o = { .cgroupns = true, .cg_hier = hiers, .n_cg_hier = ARRAY_SIZE(hiers) };
+        int r = moat_rootfs_prepare(s, &o, &err);
+        if (!report(r == 0, "prepare (%s)", err ? err->msg : "ok"))
+                _exit(1);
+        r = moat_rootfs_finish(s, &o, &err);
+        if (!report(r == 0, "finish (%s)", err ? err->msg : "ok"))
+                _exit(1);
+        report(is_fs("/proc", PROC_SUPER_MAGIC) && is_fs("/dev/pts", DEVPTS_SUPER_MAGIC), "proc and devpts");
+        report(is_fs("/sys/fs/cgroup/memory", CGROUP_SUPER_MAGIC), "cgroup v1 filesystem mounted (cgroupns)");
+        report(is_fs("/sys/fs/cgroup/unified", CGROUP2_SUPER_MAGIC), "cgroup2 filesystem mounted (cgroupns)");
+        report_int(mkdir("/sys/fs/cgroup/memory/moat-x", 0755) < 0 ? errno : 0, EROFS, "cgroup ro");
+        report(is_chr("/proc/keys", 1, 3), "/proc/keys masked");
+        report_int(write_errno("/proc/sys/kernel/hostname", 0), EROFS, "/proc/sys read-only");
+        report_int(mkdir("/x", 0755) < 0 ? errno : 0, EROFS, "root read-only");
+        moat_spec_free(s);
+}
+
+/* In a new user namespace (full id map) with its own mount and pid namespaces
+ * but the host's network namespace: devices are bound from the host, /sys is an rbind. */
+static void userns_body(void)
+{
+        struct moat_spec s = { 0 };
+        struct moat_mount ms[16];
+        size_t n;
+        build_spec(&s, ms, &n);
+        struct moat_rootfs_opts o = { .userns = true, .cg_hier = hiers, .n_cg_hier = ARRAY_SIZE(hiers) };
+        struct moat_error *err = NULL;
+        int r = moat_rootfs_prepare(&s, &o, &err);
+        if (!report(r == 0, "prepare (%s)", err ? err->msg : "ok"))
+                _exit(1);
+        r = moat_rootfs_finish(&s, &o, &err);
+        if (!report(r == 0, "finish (%s)", err ? err->msg : "ok"))
+                _exit(1);
+        report(is_chr("/dev/null", 1, 3) && is_chr("/dev/tty", 5, 0), "devices bound from the host");
+        struct stat a, b;
+        report(stat("/dev/null", &a) == 0 && stat("/dev", &b) == 0 && a.st_dev != b.st_dev,
+               "/dev/null is a bind of the host's node, not a node on /dev");
+        int fd = open("/dev/zero", O_RDONLY | O_CLOEXEC);
+        char c = 1;
+        report(fd >= 0 && read(fd, &c, 1) == 1 && c == 0, "/dev/zero reads zeros");
+        if (fd >= 0)
+                close(fd);
+        report(is_fs("/sys", SYSFS_MAGIC), "/sys is the host's sysfs (rbind)");
+        report_int(mkdir("/sys/moat-x", 0755) < 0 ? errno : 0, EROFS, "/sys read-only");
+        report(is_fs("/proc", PROC_SUPER_MAGIC) && getpid() == 1, "own proc");
+        report(is_chr(masked_file, 1, 3), "masked %s", masked_file);
+        report_int(write_errno("/proc/sys/kernel/hostname", 0), EROFS, "readonly /proc/sys");
+        report_int(write_errno("/mnt/ro/new", O_CREAT), EROFS, "ro bind");
+        report_int(mkdir("/newdir", 0755) < 0 ? errno : 0, EROFS, "root.readonly");
+        char *kept = read_str("/data/keep");
+        report(kept && strcmp(kept, "kept") == 0, "tmpcopyup");
+        free(kept);
+}
+
+static void inside_userns(void *arg)
+{
+        moat_mount_force_legacy(arg != NULL);
+        int go[2], ready[2];
+        if (pipe2(go, O_CLOEXEC) < 0 || pipe2(ready, O_CLOEXEC) < 0)
+                _exit(1);
+        pid_t a = fork();
+        if (a == 0) {
+                char x = 0;
+                if (unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC) < 0) {
+                        report(false, "unshare(user): %s", strerror(errno));
+                        _exit(1);
+                }
+                if (write(ready[1], "r", 1) != 1 || read(go[0], &x, 1) != 1 || x != 'g')
+                        _exit(1);
+                if (setresuid(0, 0, 0) < 0 || setresgid(0, 0, 0) < 0)
+                        _exit(1);
+                pid_t b = fork();
+                if (b == 0) {
+                        userns_body();
+                        _exit(0);
+                }
+                int st;
+                waitpid(b, &st, 0);
+                _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 1);
+        }
+        char x = 0;
+        if (read(ready[0], &x, 1) != 1)
+                _exit(1);
+        char p[64];
+        snprintf(p, sizeof(p), "/proc/%d/uid_map", a);
+        bool ok1 = write_string_at(AT_FDCWD, p, "0 0 4294967295") == 0;
+        snprintf(p, sizeof(p), "/proc/%d/gid_map", a);
+        ok1 = ok1 && write_string_at(AT_FDCWD, p, "0 0 4294967295") == 0;
+        report(ok1, "id maps written");
+        if (write(go[1], ok1 ? "g" : "x", 1) != 1)
+                _exit(1);
+        int st;
+        waitpid(a, &st, 0);
+        report(WIFEXITED(st) && WEXITSTATUS(st) == 0, "user namespace child exited cleanly");
+}
+
 int main(void)
 {
         if (geteuid() != 0)
@@ -241,6 +348,10 @@ int main(void)
         };
         for (size_t i = 0; i < ARRAY_SIZE(vs); i++)
                 run_child(vs[i].name, true, inside, &vs[i]);
+        run_child("userns", false, inside_userns, NULL);
+        run_child("userns legacy", false, inside_userns, "legacy");
+        run_child("oci-default", true, inside_default, NULL);
+        run_child("oci-default legacy", true, inside_default, "legacy");
         is_int(count_lines("/proc/self/mountinfo"), before, "host mountinfo did not grow");
         ok(access("/tmp/moat-host-written-check", F_OK) < 0, "nothing written on the host by accident");
         char p[4096];
