@@ -164,12 +164,27 @@ int cg_layout_parse(const char *mountinfo, const char *self_cgroup, struct cg_la
                 char *superopts = source ? strtok_r(NULL, " ", &s2) : NULL;
                 if (!superopts)
                         continue;
+                unescape(f[3]);
+                unescape(f[4]);
+                /* A later mount on (or above) a hierarchy's mount point hides it
+                 * (e.g. a tmpfs over /sys/fs/cgroup/unified): forget it. */
+                size_t ml = strlen(f[4]);
+                for (size_t i = 0; i < l->n;) {
+                        const char *m = l->h[i].mount;
+                        bool hidden = strncmp(m, f[4], ml) == 0 &&
+                                      (m[ml] == '\0' || m[ml] == '/' || (ml == 1 && f[4][0] == '/'));
+                        if (!hidden) {
+                                i++;
+                                continue;
+                        }
+                        hier_free(&l->h[i]);
+                        memmove(&l->h[i], &l->h[i + 1], (l->n - i - 1) * sizeof(l->h[0]));
+                        l->n--;
+                }
                 bool v2 = STREQ(fstype, "cgroup2");
                 if (!v2 && !STREQ(fstype, "cgroup"))
                         continue;
                 struct cg_hier h = { .v2 = v2 };
-                unescape(f[3]);
-                unescape(f[4]);
                 h.root = strdup(f[3]);
                 h.mount = strdup(f[4]);
                 const char *base = strrchr(f[4], '/');
@@ -203,6 +218,13 @@ int cg_layout_parse(const char *mountinfo, const char *self_cgroup, struct cg_la
                 if (v2)
                         have_v2 = true;
                 else if (hier_real_v1(&h))
+                        have_v1 = true;
+        }
+        have_v1 = have_v2 = false;
+        for (size_t i = 0; i < l->n; i++) {
+                if (l->h[i].v2)
+                        have_v2 = true;
+                else if (hier_real_v1(&l->h[i]))
                         have_v1 = true;
         }
         if (!have_v1 && !have_v2) {

@@ -185,6 +185,31 @@ static int bind_at(const struct mctx *c, int srcfd, bool rec, int target, const 
         return mfd;
 }
 
+/* idmap / ridmap: the mount's own uid/gid mappings, else the container's. */
+static int bind_idmapped(const struct mctx *c, int src, bool rec, int target)
+{
+        const struct moat_mount *m = c->m;
+        const struct moat_linux *l = &c->s->linux_;
+        bool own = m->n_uid_mappings || m->n_gid_mappings;
+        const struct moat_idmap *u = own ? m->uid_mappings : l->uid_mappings;
+        const struct moat_idmap *g = own ? m->gid_mappings : l->gid_mappings;
+        size_t nu = own ? m->n_uid_mappings : l->n_uid_mappings;
+        size_t ng = own ? m->n_gid_mappings : l->n_gid_mappings;
+        if (!nu || !ng)
+                return merr(c, -EINVAL, "an idmapped mount needs uidMappings and gidMappings (on the mount or in linux)");
+        _cleanup_close_ int userns = moat_userns_fd_from_maps(u, nu, g, ng);
+        if (userns < 0)
+                return moat_error_set(c->err, userns, "mounts[%zu]: cannot create the user namespace for the idmapped mount on '%s'",
+                                      c->idx, m->destination);
+        struct moat_mnt_target t = { .fd = target, .rootfd = c->rootfd, .path = m->destination };
+        int mfd = moat_mnt_bind_idmap(src, rec, userns, m->ridmap, &t);
+        if (mfd == -EOPNOTSUPP)
+                return merr(c, mfd, "idmapped mounts need the new mount API (mount_setattr), which is not available");
+        if (mfd < 0)
+                return merr(c, mfd, NULL);
+        return mfd;
+}
+
 static int mount_bind(const struct mctx *c)
 {
         const struct moat_mount *m = c->m;
@@ -211,9 +236,16 @@ static int mount_bind(const struct mctx *c)
         if (fd_on_fs(target, PROC_SUPER_MAGIC) && !proc_bind_allowed(m->destination))
                 return merr(c, -EPERM, "destination is inside a proc filesystem");
         bool rec = (m->flags & MS_REC) != 0;
-        _cleanup_close_ int mfd = bind_at(c, src, rec, target, m->destination);
-        if (mfd < 0)
-                return mfd;
+        _cleanup_close_ int mfd = -EBADF;
+        if (m->idmap || m->ridmap) {
+                mfd = bind_idmapped(c, src, rec, target);
+                if (mfd < 0)
+                        return mfd;
+        } else {
+                mfd = bind_at(c, src, rec, target, m->destination);
+                if (mfd < 0)
+                        return mfd;
+        }
         return apply_attrs(c, mfd, rec, m->flags & MNT_FLAGS, m->clear_flags & MNT_FLAGS);
 }
 
@@ -393,9 +425,12 @@ int moat_rootfs_mount_one(int rootfd, const struct moat_spec *s, size_t idx, con
         if (!m->destination || m->destination[0] != '/')
                 return moat_error_input(err, -EINVAL, "mounts[%zu]: destination '%s' is not an absolute path", idx,
                                         m->destination ? m->destination : "");
-        if (m->idmap || m->ridmap || (m->attr_set & MOUNT_ATTR_IDMAP))
-                return merr(&c, -EOPNOTSUPP, "idmapped mounts are not supported yet");
-        if (m->bind || STREQ(c.type, "bind") || STREQ(c.type, "rbind"))
+        bool bind = m->bind || STREQ(c.type, "bind") || STREQ(c.type, "rbind");
+        if (m->attr_set & MOUNT_ATTR_IDMAP)
+                return merr(&c, -EINVAL, "MOUNT_ATTR_IDMAP in options: use idmap or ridmap");
+        if ((m->idmap || m->ridmap) && !bind)
+                return merr(&c, -EOPNOTSUPP, "idmapped mounts are supported for bind mounts only, not yet for this type");
+        if (bind)
                 return mount_bind(&c);
         if (STREQ(c.type, "proc"))
                 return mount_typed(&c, PROC_SUPER_MAGIC);

@@ -167,8 +167,30 @@ static void errors(void *arg)
         moat_error_free(err);
         err = NULL;
         r = moat_rootfs_mount_one(rootfd, &s, 3, NULL, &err);
-        report_has(err ? err->msg : NULL, "mounts[3]: mount 'bind' on '/idm': idmapped mounts are not supported yet",
-                   "idmap not supported yet");
+        report_has(err ? err->msg : NULL, "mounts[3]: mount 'bind' on '/idm': an idmapped mount needs uidMappings",
+                   "idmap without mappings refused");
+        moat_error_free(err);
+        err = NULL;
+        /* With mappings: on-disk 0 shows as 1000 through the mount (new API only). */
+        struct moat_idmap um = { 0, 1000, 65536 }, gm = { 0, 2000, 65536 };
+        ms[3].uid_mappings = &um;
+        ms[3].gid_mappings = &gm;
+        ms[3].n_uid_mappings = ms[3].n_gid_mappings = 1;
+        free(ms[3].source);
+        ms[3].source = strdup(base);
+        r = moat_rootfs_mount_one(rootfd, &s, 3, NULL, &err);
+        char idm[1200];
+        snprintf(idm, sizeof(idm), "%s/idm", root);
+        struct stat st;
+        if (v->legacy) {
+                report_has(err ? err->msg : NULL, "idmapped mounts need the new mount API", "idmap under mount(2) refused");
+        } else {
+                report(r == 0, "idmap bind (%s)", err ? err->msg : "ok");
+                report(stat(idm, &st) == 0 && st.st_uid == 1000 && st.st_gid == 2000,
+                       "idmapped: root-owned dir shows as 1000:2000 (got %u:%u)", st.st_uid, st.st_gid);
+                struct stat hst;
+                report(stat(base, &hst) == 0 && hst.st_uid == 0, "source itself still owned by 0");
+        }
         moat_error_free(err);
         err = NULL;
         r = moat_rootfs_mount_one(rootfd, &s, 4, NULL, &err);

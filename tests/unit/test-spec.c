@@ -54,7 +54,7 @@ static const char full_config[] =
         "   'createContainer': [], 'startContainer': [{'path': '/bin/s'}],"
         "   'poststart': [{'path': '/bin/ps'}], 'poststop': [{'path': '/bin/stop', 'timeout': 1}]"
         " },"
-        " 'annotations': {'moat.isolation': 'vm', 'org.example/key': 'value'},"
+        " 'annotations': {'moat.isolation': 'vm', 'org.example/key': 'value', 'digits': '-12345678901234567890123 \\\" 99999999999999999999'},"
         " 'linux': {"
         "   'namespaces': [{'type': 'pid'}, {'type': 'network', 'path': '/var/run/netns/x'}, {'type': 'mount'},"
         "                  {'type': 'ipc'}, {'type': 'uts'}, {'type': 'user'}, {'type': 'cgroup'}, {'type': 'time'}],"
@@ -183,7 +183,9 @@ static void test_full(void)
         is_int(s->n_hooks[MOAT_HOOK_POSTSTART], 1, "poststart");
         is_int(s->hooks[MOAT_HOOK_POSTSTOP][0].timeout, 1, "poststop timeout");
 
-        is_int(s->n_annotations, 2, "annotations count");
+        is_int(s->n_annotations, 3, "annotations count");
+        is_str(moat_spec_annotation(s, "digits"), "-12345678901234567890123 \" 99999999999999999999",
+               "long digit runs inside strings are left alone");
         is_str(moat_spec_annotation(s, "moat.isolation"), "vm", "annotation lookup");
         is_str(moat_spec_annotation(s, "org.example/key"), "value", "annotation with slash");
         ok(!moat_spec_annotation(s, "nope"), "missing annotation");
