@@ -6,9 +6,10 @@
  * invocation, from wait4) and the ratios of "moat" to the others.
  *
  *   lifecycle-bench -n N -b BUNDLE -s STATEDIR [-H] [-F] NAME=PATH[:GLOBAL-FLAG...] ...
- *     -H  hide /sys/fs/cgroup/unified in a private mount namespace, so every
- *         runtime sees a pure cgroup v1 host (crun refuses hybrid hosts whose
- *         cgroup2 has controllers; no crun flag avoids that check)
+ *     -H  in a private mount namespace, replace /sys/fs/cgroup by a tmpfs with
+ *         bind mounts of the v1 hierarchies only, so every runtime sees a pure
+ *         cgroup v1 host (crun refuses hybrid hosts whose cgroup2 has
+ *         controllers; no crun flag avoids that check)
  *     -F  also time the floor: unshare --pid --mount --uts --ipc --net --fork /bin/true
  *
  * We are the child subreaper: after `create` exits, the container's init is
@@ -239,18 +240,50 @@ static double percentile(double *v, int n, double p)
         return r;
 }
 
-static int hide_unified(void)
+/* Make the host look like a pure cgroup v1 host, in our own private mount
+ * namespace only: a fresh tmpfs on /sys/fs/cgroup holding bind mounts of the v1
+ * hierarchies and no "unified" cgroup2. Returns 1 if done, 0 if not needed. */
+static int hide_unified(const char *scratch)
 {
         struct statfs sf;
+        char line[4096], names[32][256];
+        int n = 0;
+        FILE *f;
 
         if (statfs("/sys/fs/cgroup/unified", &sf) < 0 || sf.f_type != 0x63677270 /* CGROUP2 */)
                 return 0;
-        if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
-            mount("none", "/sys/fs/cgroup/unified", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755") < 0) {
-                fprintf(stderr, "cannot hide /sys/fs/cgroup/unified: %s\n", strerror(errno));
-                return -1;
+        if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+                goto fail;
+        f = fopen("/proc/self/mountinfo", "re");
+        if (!f)
+                goto fail;
+        while (fgets(line, sizeof line, f) && n < 32) {
+                char mp[4096], *dash = strstr(line, " - ");
+                if (!dash || strncmp(dash, " - cgroup ", 10) != 0)
+                        continue;
+                if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1 || strncmp(mp, "/sys/fs/cgroup/", 15) != 0 ||
+                    strchr(mp + 15, '/') || strlen(mp + 15) >= sizeof names[0])
+                        continue;
+                strcpy(names[n++], mp + 15);
         }
+        fclose(f);
+        if (mkdir(scratch, 0755) < 0 || mount("none", scratch, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755") < 0)
+                goto fail;
+        for (int i = 0; i < n; i++) {
+                char src[512], dst[4400];
+                snprintf(src, sizeof src, "/sys/fs/cgroup/%s", names[i]);
+                if (snprintf(dst, sizeof dst, "%s/%s", scratch, names[i]) >= (int)sizeof dst)
+                        goto fail;
+                if (mkdir(dst, 0755) < 0 || mount(src, dst, NULL, MS_BIND, NULL) < 0)
+                        goto fail;
+        }
+        if (mount(scratch, "/sys/fs/cgroup", NULL, MS_MOVE, NULL) < 0)
+                goto fail;
+        rmdir(scratch);
         return 1;
+fail:
+        fprintf(stderr, "cannot make a pure cgroup v1 view: %s\n", strerror(errno));
+        return -1;
 }
 
 static void usage(void)
@@ -283,8 +316,12 @@ int main(int argc, char **argv)
                 perror("PR_SET_CHILD_SUBREAPER");
                 return 1;
         }
-        if (hide && (hidden = hide_unified()) < 0)
-                return 1;
+        if (hide) {
+                char scratch[4200];
+                snprintf(scratch, sizeof scratch, "%s.cgroupfs", statedir);
+                if ((hidden = hide_unified(scratch)) < 0)
+                        return 1;
+        }
 
         for (int i = optind; i < argc; i++) {
                 struct runtime *r = &rts[nrt++];
@@ -328,8 +365,8 @@ int main(int argc, char **argv)
                 }
         }
 
-        printf("cgroups: %s\n", hidden ? "cgroup v1 (cgroupfs) for every runtime; /sys/fs/cgroup/unified hidden "
-                                         "in the harness's private mount namespace (a scratch tmpfs there)"
+        printf("cgroups: %s\n", hidden ? "cgroup v1 (cgroupfs) for every runtime; in the harness's private mount "
+                                         "namespace /sys/fs/cgroup holds the v1 hierarchies only (no unified)"
                                        : "as the host has them");
         printf("%-8s %5s %9s %9s %9s %9s %9s %9s %10s\n", "runtime", "n", "median", "p90", "create", "start",
                "wait", "delete", "peak-rss");

@@ -2,6 +2,7 @@
 /* cgroup file helpers and the v1 <-> v2 value conversions. */
 #include "cgroup/internal.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -198,5 +199,43 @@ int cg_swap_v2(int64_t limit, bool has_limit, int64_t swap, int64_t *out, bool *
                                         "'memory.swap' %lld must be >= 'memory.limit' %lld (swap counts memory plus swap)",
                                         (long long)swap, (long long)limit);
         *out = swap - limit;
+        return 0;
+}
+
+/* "2MB" -> 2048 (kB), as the cgroup file names spell the sizes. */
+static bool page_size_kb(const char *s, unsigned long long *kb)
+{
+        char *end = NULL;
+        errno = 0;
+        unsigned long long v = strtoull(s, &end, 10);
+        if (errno || end == s || !isdigit((unsigned char)*s))
+                return false;
+        if (STREQ(end, "KB"))
+                *kb = v;
+        else if (STREQ(end, "MB"))
+                *kb = v << 10;
+        else if (STREQ(end, "GB"))
+                *kb = v << 20;
+        else
+                return false;
+        return true;
+}
+
+int cg_hugepages_check(const struct moat_resources *res, struct moat_error **err)
+{
+        for (size_t i = 0; i < res->n_hugepages; i++) {
+                const char *ps = res->hugepages[i].page_size;
+                unsigned long long kb;
+                char p[96];
+                if (!ps || !page_size_kb(ps, &kb))
+                        return moat_error_input(err, EINVAL,
+                                                "'hugepageLimits[%zu].pageSize' '%s' is not a size like 2MB or 1GB", i,
+                                                ps ? ps : "");
+                snprintf(p, sizeof(p), "/sys/kernel/mm/hugepages/hugepages-%llukB", kb);
+                if (access(p, F_OK) < 0)
+                        return moat_error_input(err, EINVAL,
+                                                "'hugepageLimits[%zu]': page size '%s' is not supported by this host "
+                                                "(no %s)", i, ps, p);
+        }
         return 0;
 }

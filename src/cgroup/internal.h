@@ -93,6 +93,9 @@ int cg_read_keyed(int dirfd, const char *file, const char *key, uint64_t *out);
 /* Every pid in cgroup.procs of dirfd and below. */
 int cg_read_procs_recursive(int dirfd, pid_t **pids, size_t *n);
 
+/* Each hugepageLimits pageSize is a size the host kernel has (/sys/kernel/mm/hugepages). */
+int cg_hugepages_check(const struct moat_resources *res, struct moat_error **err);
+
 /* stats.c */
 int cg_v1_stats(struct moat_cgroup *cg, json_t *data, struct moat_error **err);
 int cg_v2_stats(struct moat_cgroup *cg, json_t *data, struct moat_error **err);

@@ -267,6 +267,8 @@ static int apply_hugetlb(struct moat_cgroup *cg, const struct moat_resources *re
         int r;
         if (res->n_hugepages == 0)
                 return 0;
+        if ((r = cg_hugepages_check(res, err)) < 0)
+                return r;
         if ((r = need(cg, "hugetlb", "hugepageLimits", &d, err)) < 0)
                 return r;
         for (size_t i = 0; i < res->n_hugepages; i++) {

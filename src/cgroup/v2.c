@@ -192,7 +192,7 @@ static int v2_apply(struct moat_cgroup *cg, const struct moat_resources *res, bo
                 if (r < 0)
                         return r;
         }
-        if ((r = apply_io(d->fd, res, err)) < 0)
+        if ((r = apply_io(d->fd, res, err)) < 0 || (r = cg_hugepages_check(res, err)) < 0)
                 return r;
         for (size_t i = 0; i < res->n_hugepages; i++) {
                 const struct moat_hugepage_limit *h = &res->hugepages[i];

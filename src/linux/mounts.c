@@ -53,6 +53,8 @@ static uint64_t ms_to_attr(unsigned long ms)
                 a |= MOUNT_ATTR_NOEXEC;
         if (ms & MS_NODIRATIME)
                 a |= MOUNT_ATTR_NODIRATIME;
+        if (ms & MS_NOSYMFOLLOW)
+                a |= MOUNT_ATTR_NOSYMFOLLOW;
         if (ms & MS_NOATIME)
                 a |= MOUNT_ATTR_NOATIME;
         else if (ms & MS_STRICTATIME)
@@ -74,6 +76,8 @@ static unsigned long attr_to_ms(uint64_t a)
                 ms |= MS_NOEXEC;
         if (a & MOUNT_ATTR_NODIRATIME)
                 ms |= MS_NODIRATIME;
+        if (a & MOUNT_ATTR_NOSYMFOLLOW)
+                ms |= MS_NOSYMFOLLOW;
         if ((a & MOUNT_ATTR__ATIME) == MOUNT_ATTR_NOATIME)
                 ms |= MS_NOATIME;
         else if ((a & MOUNT_ATTR__ATIME) == MOUNT_ATTR_STRICTATIME)
@@ -193,7 +197,7 @@ int moat_mnt_fs(const char *type, const char *source, unsigned long msflags, con
                         return r;
         }
         char p[32];
-        unsigned long f = msflags & (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NODIRATIME | MS_ATIME_MASK |
+        unsigned long f = msflags & (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NODIRATIME | MS_ATIME_MASK | MS_NOSYMFOLLOW |
                                      MS_SYNCHRONOUS | MS_DIRSYNC | MS_LAZYTIME | MS_MANDLOCK);
         if (mount(source ? source : type, fd_path(t->fd, p), type, f, data) < 0)
                 return -errno;
@@ -239,6 +243,8 @@ static int remount_one(const char *path, unsigned long set, unsigned long clr)
                 cur |= MS_NOEXEC;
         if (sv.f_flag & ST_NODIRATIME)
                 cur |= MS_NODIRATIME;
+        if (sv.f_flag & 0x2000) /* ST_NOSYMFOLLOW */
+                cur |= MS_NOSYMFOLLOW;
         if (sv.f_flag & ST_NOATIME)
                 cur |= MS_NOATIME;
         else if (sv.f_flag & ST_RELATIME)

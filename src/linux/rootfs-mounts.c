@@ -19,7 +19,9 @@
 #include "linux/rootfs-internal.h"
 #include "linux/rootfs.h"
 
-#define MNT_FLAGS (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NODIRATIME | MS_NOATIME | MS_STRICTATIME | MS_RELATIME)
+#define MNT_FLAGS                                                                                        \
+        (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NODIRATIME | MS_NOATIME | MS_STRICTATIME | MS_RELATIME | \
+         MS_NOSYMFOLLOW)
 
 /* What a single mount works with. */
 struct mctx {

@@ -274,7 +274,7 @@ int spec_parse_resources(struct jctx *c, json_t *v, struct moat_resources *res)
                     res->pids.has_limit = _r > 0;
                     _r;
             }))
-        SUB("blkio", parse_blkio(c, sub, res))
+        SUB("blockIO", parse_blkio(c, sub, res))
         SUB("network", ({
                     int _r = jc_u32(c, sub, "classID", &res->network.class_id);
                     res->network.has_class_id = _r > 0;

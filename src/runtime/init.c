@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <net/if.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -147,6 +149,43 @@ static int setup_terminal(struct init_ctx *c, struct moat_error **err)
         return moat_pty_make_controlling(slave, err);
 }
 
+/* A new network namespace gets its loopback up, as runc does. */
+static int loopback_up(const struct moat_spec *spec, struct moat_error **err)
+{
+        const struct moat_namespace *ns = moat_spec_ns(spec, MOAT_NS_NET);
+        if (!ns || ns->path)
+                return 0;
+        _cleanup_close_ int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return moat_error_set(err, errno, "cannot bring up 'lo': socket");
+        struct ifreq ifr = { 0 };
+        strcpy(ifr.ifr_name, "lo");
+        if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
+                return moat_error_set(err, errno, "cannot bring up 'lo'");
+        if (ifr.ifr_flags & IFF_UP)
+                return 0;
+        ifr.ifr_flags |= IFF_UP;
+        if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+                return moat_error_set(err, errno, "cannot bring up 'lo'");
+        return 0;
+}
+
+/* As runc: a missing cwd of the container's init is created (inside the new
+ * root, still as root), so images whose WORKDIR does not exist yet work. */
+static int make_cwd(const char *cwd, struct moat_error **err)
+{
+        if (!cwd || !*cwd || strcmp(cwd, "/") == 0)
+                return 0;
+        _cleanup_close_ int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (root < 0)
+                return moat_error_set(err, errno, "cannot open '/'");
+        int fd = path_mkdir_in_root(root, cwd, 0755);
+        if (fd < 0)
+                return moat_error_set(err, fd, "cannot create the working directory '%s'", cwd);
+        close(fd);
+        return 0;
+}
+
 static int check_cwd(const char *cwd, struct moat_error **err)
 {
         const char *dir = cwd && *cwd ? cwd : "/";
@@ -174,7 +213,9 @@ static void init_process(struct init_ctx *c, const char *state_json)
                 if (r < 0)
                         fail(c, e, r, "terminal");
         }
-        r = check_cwd(p->cwd, &e);
+        r = c->exec ? 0 : make_cwd(p->cwd, &e);
+        if (r >= 0)
+                r = check_cwd(p->cwd, &e);
         if (r < 0)
                 fail(c, e, r, "cwd");
         _cleanup_free_ char *exe = NULL;
@@ -283,6 +324,9 @@ _Noreturn void moat_init_child(struct init_ctx *c)
         r = moat_set_hostname(c->spec, &e);
         if (r < 0)
                 fail(c, e, r, "hostname");
+        r = loopback_up(c->spec, &e);
+        if (r < 0)
+                fail(c, e, r, "network");
         struct moat_rootfs_opts ro = {
                 .no_pivot = c->no_pivot,
                 .userns = c->new_userns,

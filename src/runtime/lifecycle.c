@@ -183,6 +183,9 @@ int moat_container_kill(const struct moat_runtime *rt, const char *id, int sig, 
         int r = open_container(rt, id, true, all, &o, err);
         if (r < 0)
                 goto out;
+        /* Without --all the cgroup is only needed to see a pause: optional. */
+        if (!o.cg && o.st->cgroup_path && moat_cgroup_open(o.st->cgroup_path, &o.cg, NULL) < 0)
+                o.cg = NULL;
         enum moat_status s = status_of(&o);
         if (all && o.cg) {
                 r = moat_cgroup_kill_all(o.cg, sig);
@@ -199,6 +202,10 @@ int moat_container_kill(const struct moat_runtime *rt, const char *id, int sig, 
         r = signal_init(o.st, sig);
         if (r < 0)
                 r = moat_error_set(err, r, "cannot signal container '%s'", id);
+        /* A frozen (v1) task dies only once thawed: SIGKILL of a paused
+         * container thaws it, as runc does. */
+        else if (sig == SIGKILL && s == MOAT_STATUS_PAUSED && o.cg)
+                (void)moat_cgroup_freeze(o.cg, false, NULL);
 out:
         opened_close(&o);
         return r;

@@ -8,6 +8,15 @@ command -v podman >/dev/null || skip_all "podman is not installed (scripts/deps.
 command -v conmon >/dev/null || skip_all "conmon is not installed (podman needs it)"
 runtime=$(command -v "$MOAT_RUNTIME") || skip_all "runtime '$MOAT_RUNTIME' not found"
 runtime=$(realpath -s "$runtime")
+if [ -n "${ASAN_OPTIONS:-}" ]; then
+	# conmon gives the runtime a clean environment: carry the sanitizer options in a wrapper
+	# (the name stays moat-runtime: moat dispatches on it)
+	mkdir -p "$TEST_TMP/wrap"
+	printf '#!/bin/bash\nexport ASAN_OPTIONS=%q UBSAN_OPTIONS=%q\nexec %q "$@"\n' \
+		"$ASAN_OPTIONS" "${UBSAN_OPTIONS:-}" "$runtime" >"$TEST_TMP/wrap/$(basename "$runtime")"
+	chmod +x "$TEST_TMP/wrap/$(basename "$runtime")"
+	runtime=$TEST_TMP/wrap/$(basename "$runtime")
+fi
 
 P=$TEST_TMP/podman
 mkdir -p "$P"/{root,runroot,tmp,net}

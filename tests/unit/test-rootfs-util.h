@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "core/util.h"
+#include "linux/mounts.h"
 #include "oci/spec.h"
 #include "tap.h"
 
@@ -50,21 +51,36 @@ __attribute__((format(printf, 2, 3))) static bool report(bool cond, const char *
                 report(_h && strstr(_h, _n), fmt " ('%s' ~ '%s')", ##__VA_ARGS__, _h ? _h : "(null)", _n); \
         })
 
-static __attribute__((unused)) int count_lines(const char *path)
+/* Host mount points, to compare before/after a run. */
+static __attribute__((unused)) char **host_mounts(void)
 {
-        FILE *f = fopen(path, "re");
-        if (!f)
-                return -1;
-        int n = 0, c;
-        while ((c = fgetc(f)) != EOF)
-                if (c == '\n')
-                        n++;
-        fclose(f);
-        return n;
+        char **v = NULL;
+        moat_mountinfo_below("/", true, &v);
+        return v;
 }
 
-/* Runs fn(arg) in a child in a new mount namespace (and pid namespace, as pid 1,
- * when newpid), relaying its reports as TAP.  Returns the child's exit status. */
+/* Mount points that appeared on the host since `before` and are ours: under
+ * /tmp/moat-* or on one of the paths a container touches.  Other helpers may
+ * mount things concurrently; those are only listed. */
+static __attribute__((unused)) int host_leaks(char **before)
+{
+        static const char *const watched[] = { "/", "/etc", "/proc", "/sys", "/dev", "/dev/pts", "/dev/null",
+                                               "/dev/console", "/sys/fs/cgroup", "/proc/sys" };
+        char **after = host_mounts();
+        int leaks = 0;
+        for (size_t i = 0; after && after[i]; i++) {
+                if (strv_contains(before, after[i]))
+                        continue;
+                bool ours = strncmp(after[i], "/tmp/moat-", 10) == 0;
+                for (size_t j = 0; j < ARRAY_SIZE(watched); j++)
+                        ours |= strcmp(after[i], watched[j]) == 0;
+                printf("# new host mount point %s%s\n", after[i], ours ? " (LEAK)" : " (not ours)");
+                leaks += ours;
+        }
+        strv_free(after);
+        return leaks;
+}
+
 static __attribute__((unused)) int run_child(const char *name, bool newpid, void (*fn)(void *), void *arg)
 {
         int p[2];

@@ -18,6 +18,7 @@
 struct variant {
         const char *name;
         bool legacy, walk, no_pivot;
+        unsigned long propagation;
 };
 
 static char *rootfs, *hostdir;
@@ -90,6 +91,7 @@ static void inside(void *arg)
         struct moat_mount ms[16];
         size_t n;
         build_spec(&s, ms, &n);
+        s.linux_.rootfs_propagation = v->propagation;
         struct moat_rootfs_opts o = { .no_pivot = v->no_pivot, .cg_hier = hiers, .n_cg_hier = ARRAY_SIZE(hiers) };
         struct moat_error *err = NULL;
         int r = moat_rootfs_prepare(&s, &o, &err);
@@ -99,6 +101,23 @@ static void inside(void *arg)
         if (!report(r == 0, "finish (%s)", err ? err->msg : "ok"))
                 _exit(1);
         report(!v->legacy || !moat_mount_new_api(), "legacy mode really used mount(2)");
+        char *mi = read_str("/proc/self/mountinfo");
+        char *rootline = NULL;
+        for (char *line = mi ? strtok(mi, "\n") : NULL; line; line = strtok(NULL, "\n")) {
+                char *f = line; /* the 5th field is the mount point */
+                for (int k = 0; k < 4 && f; k++)
+                        f = strchr(f, ' ') ? strchr(f, ' ') + 1 : NULL;
+                if (f && strncmp(f, "/ ", 2) == 0)
+                        rootline = line;
+        }
+        if (rootline && v->propagation)
+                dprintf(report_fd, "#%s\n", rootline);
+        if (v->propagation & MS_SHARED)
+                report(rootline && strstr(rootline, "shared:"), "rootfsPropagation rshared applied to /");
+        else if (v->propagation & MS_PRIVATE)
+                report(rootline && !strstr(rootline, "shared:") && !strstr(rootline, "master:"),
+                       "rootfsPropagation rprivate applied to /");
+        free(mi);
 
         char *marker = read_str("/.moat-marker");
         report(marker && strcmp(marker, "rootfs-marker") == 0, "/ is the rootfs (marker file)");
@@ -338,13 +357,15 @@ int main(void)
         put_dir(hostdir, "sub");
         masked_file = access("/proc/kcore", F_OK) == 0 ? "/proc/kcore" : "/proc/keys";
 
-        int before = count_lines("/proc/self/mountinfo");
+        char **before = host_mounts();
         struct variant vs[] = {
                 { "new-api", false, false, false },
                 { "legacy", true, false, false },
                 { "walk", false, true, false },
                 { "legacy+walk", true, true, false },
                 { "no-pivot", false, false, true },
+                { "rshared", false, false, false, MS_SHARED | MS_REC },
+                { "rprivate legacy", true, false, false, MS_PRIVATE | MS_REC },
         };
         for (size_t i = 0; i < ARRAY_SIZE(vs); i++)
                 run_child(vs[i].name, true, inside, &vs[i]);
@@ -352,7 +373,8 @@ int main(void)
         run_child("userns legacy", false, inside_userns, "legacy");
         run_child("oci-default", true, inside_default, NULL);
         run_child("oci-default legacy", true, inside_default, "legacy");
-        is_int(count_lines("/proc/self/mountinfo"), before, "host mountinfo did not grow");
+        is_int(host_leaks(before), 0, "no mount leaked into the host");
+        strv_free(before);
         ok(access("/tmp/moat-host-written-check", F_OK) < 0, "nothing written on the host by accident");
         char p[4096];
         snprintf(p, sizeof(p), "%s/written", hostdir);

@@ -71,7 +71,7 @@ static const char full_config[] =
         "     'cpu': {'shares': 1024, 'quota': 50000, 'period': 100000, 'burst': 1000, 'realtimeRuntime': 950000,"
         "             'realtimePeriod': 1000000, 'cpus': '0-1', 'mems': '0', 'idle': 0},"
         "     'pids': {'limit': 100},"
-        "     'blkio': {'weight': 500, 'leafWeight': 300,"
+        "     'blockIO': {'weight': 500, 'leafWeight': 300,"
         "               'weightDevice': [{'major': 8, 'minor': 0, 'weight': 600}],"
         "               'throttleReadBpsDevice': [{'major': 8, 'minor': 0, 'rate': 1048576}],"
         "               'throttleWriteIOPSDevice': [{'major': 8, 'minor': 16, 'rate': 100}]},"
