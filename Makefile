@@ -64,10 +64,10 @@ check-sanitize: sanitize-build
 	$(MESON) test -C $(SAN_BUILD) --print-errorlogs --timeout-multiplier 3 $(MESON_TEST_ARGS) $(TESTS)
 
 demo: deps build
-	bash examples/demo.sh
+	MOAT_BUILD_ROOT=$(abspath $(BUILD)) bash examples/demo.sh
 
 bench: deps build
-	bash bench/run.sh
+	MOAT_BUILD_ROOT=$(abspath $(BUILD)) bash bench/run.sh
 
 clean:
 	rm -rf --one-file-system $(BUILD) $(SAN_BUILD)

@@ -82,8 +82,20 @@ int moat_rootfs_prepare(const struct moat_spec *s, const struct moat_rootfs_opts
         _cleanup_close_ int rootfd = moat_mnt_bind(rfd, true, &t);
         if (rootfd < 0)
                 return moat_error_set(err, rootfd, "cannot bind the root '%s' onto itself", root);
+        bool cgroup_called = !o->before_cgroup;
         for (size_t i = 0; i < s->n_mounts; i++) {
+                if (!cgroup_called && s->mounts[i].type && strcmp(s->mounts[i].type, "cgroup") == 0) {
+                        cgroup_called = true;
+                        r = o->before_cgroup(o->before_cgroup_data, err);
+                        if (r < 0)
+                                return r;
+                }
                 r = moat_rootfs_mount_one(rootfd, s, i, o, err);
+                if (r < 0)
+                        return r;
+        }
+        if (!cgroup_called) {
+                r = o->before_cgroup(o->before_cgroup_data, err);
                 if (r < 0)
                         return r;
         }

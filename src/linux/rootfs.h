@@ -17,6 +17,11 @@ struct moat_rootfs_opts {
         bool cgroupns;                          /* in a new cgroup namespace */
         const struct moat_cgroup_hier *cg_hier; /* from moat_cgroup_hierarchies(); may be NULL/0 */
         size_t n_cg_hier;
+        /* Called once, right before the first "cgroup" mount (or at the end of
+         * prepare when there is none): the runtime moves the init into its
+         * cgroup meanwhile, and enters the cgroup namespace there.  May be NULL. */
+        int (*before_cgroup)(void *data, struct moat_error **err);
+        void *before_cgroup_data;
 };
 
 /* Runs in the container's init, in its new mount namespace, before pivot_root:

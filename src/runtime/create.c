@@ -432,6 +432,15 @@ static int do_create(struct creation *c, struct moat_error **err)
                 return moat_error_set(err, pid, "cannot create the container process");
         c->child = c->init = pid;
         closep(&c->sync[1]);
+        _cleanup_free_ char *state_json = moat_hook_state_json(s, o->id, "creating", c->init, c->bundle);
+        if (!state_json)
+                return moat_error_set(err, ENOMEM, "state");
+        if (!new_user) {
+                /* Let the child mount while we move it into its cgroup. */
+                r = moat_sync_send(c->sync[0], SYNC_GO, 0, -1, state_json);
+                if (r < 0)
+                        return moat_error_set(err, r, "cannot talk to the container init");
+        }
         if (cgfd < 0) {
                 r = moat_cgroup_add_pid(c->cg, pid, err);
                 if (r < 0)
@@ -460,10 +469,8 @@ static int do_create(struct creation *c, struct moat_error **err)
                 if (c->init <= 0)
                         return moat_error_input(err, EPROTO, "container init reported pid %d", c->init);
         }
-        _cleanup_free_ char *state_json = moat_hook_state_json(s, o->id, "creating", c->init, c->bundle);
-        if (!state_json)
-                return moat_error_set(err, ENOMEM, "state");
-        r = moat_sync_send(c->sync[0], SYNC_GO, 0, -1, state_json);
+        /* Two-stage: the init's first GO (with the state); single: "in your cgroup". */
+        r = moat_sync_send(c->sync[0], SYNC_GO, 0, -1, new_user ? state_json : NULL);
         if (r < 0)
                 return moat_error_set(err, r, "cannot talk to the container init");
         r = serve_child(c, state_json, err);

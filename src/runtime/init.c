@@ -275,6 +275,17 @@ static void init_process(struct init_ctx *c, const char *state_json)
         _exit(saved == ENOENT ? 127 : 126);
 }
 
+/* Waits until the runtime has put us into the container's cgroup, then
+ * enters a new cgroup namespace rooted there if one was asked for. */
+static int cgroup_ready(void *data, struct moat_error **err)
+{
+        struct init_ctx *c = data;
+        expect_go(c, NULL);
+        if (c->unshare_flags && unshare((int)c->unshare_flags) < 0)
+                return moat_error_set(err, errno, "cannot create the cgroup namespace");
+        return 0;
+}
+
 _Noreturn void moat_init_child(struct init_ctx *c)
 {
         struct moat_error *e = NULL;
@@ -313,12 +324,13 @@ _Noreturn void moat_init_child(struct init_ctx *c)
                 }
                 expect_go(c, &state_json);
         } else {
+                /* The runtime moves us into the cgroup while we mount: a v1
+                 * migration waits out an RCU grace period, which we spend on
+                 * the mounts instead (see before_cgroup). */
                 expect_go(c, &state_json);
                 r = join_namespaces(c, true, &e);
                 if (r < 0)
                         fail(c, e, r, "setns");
-                if (c->unshare_flags && unshare((int)c->unshare_flags) < 0)
-                        fail(c, NULL, errno, "cannot create the cgroup namespace");
         }
 
         r = moat_set_hostname(c->spec, &e);
@@ -328,6 +340,8 @@ _Noreturn void moat_init_child(struct init_ctx *c)
         if (r < 0)
                 fail(c, e, r, "network");
         struct moat_rootfs_opts ro = {
+                .before_cgroup = c->two_stage ? NULL : cgroup_ready,
+                .before_cgroup_data = c,
                 .no_pivot = c->no_pivot,
                 .userns = c->new_userns,
                 .cgroupns = c->new_cgroupns,
