@@ -48,6 +48,7 @@ struct creation {
         struct moat_seccomp_prog *seccomp;
         int pty_master;
         bool run_mode;
+        struct moat_ns_children saved_ns;
 };
 
 static void creation_init(struct creation *c, const struct moat_runtime *rt, const struct moat_create_opts *o)
@@ -57,6 +58,7 @@ static void creation_init(struct creation *c, const struct moat_runtime *rt, con
         c->o = o;
         c->rootfd = c->dirfd = c->pty_master = -EBADF;
         c->sync[0] = c->sync[1] = -EBADF;
+        c->saved_ns.pid = c->saved_ns.time = -EBADF;
         for (int i = 0; i < MOAT_NS__COUNT; i++)
                 c->ns_fds[i] = -EBADF;
 }
@@ -80,6 +82,7 @@ static void creation_abort(struct creation *c)
 
 static void creation_free(struct creation *c)
 {
+        moat_ns_children_restore(&c->saved_ns);
         moat_spec_free(c->spec);
         free(c->config_text);
         free(c->bundle);
@@ -371,6 +374,9 @@ static int do_create(struct creation *c, struct moat_error **err)
                 if (ns->type == MOAT_NS_PID)
                         new_pid = true;
         }
+        r = moat_ns_children_save(&c->saved_ns);
+        if (r < 0)
+                return moat_error_set(err, r, "cannot open our own namespaces");
         if (c->ns_fds[MOAT_NS_PID] >= 0 && setns(c->ns_fds[MOAT_NS_PID], CLONE_NEWPID) < 0)
                 return moat_error_set(err, errno, "cannot join the pid namespace");
         if (c->ns_fds[MOAT_NS_TIME] >= 0 && setns(c->ns_fds[MOAT_NS_TIME], CLONE_NEWTIME) < 0)
@@ -428,6 +434,7 @@ static int do_create(struct creation *c, struct moat_error **err)
                 closep(&c->sync[0]);
                 moat_init_child(&ic);
         }
+        moat_ns_children_restore(&c->saved_ns);
         if (pid < 0)
                 return moat_error_set(err, pid, "cannot create the container process");
         c->child = c->init = pid;

@@ -59,6 +59,7 @@ static int exec_in(const struct moat_runtime *rt, const struct moat_exec_opts *o
         struct moat_seccomp_prog *prog = NULL;
         int sync[2] = { -EBADF, -EBADF };
         pid_t child = 0;
+        struct moat_ns_children saved_ns = { -EBADF, -EBADF };
         _cleanup_close_ int master = -EBADF;
         int r;
 
@@ -116,6 +117,11 @@ static int exec_in(const struct moat_runtime *rt, const struct moat_exec_opts *o
                         goto out;
                 }
         }
+        r = moat_ns_children_save(&saved_ns);
+        if (r < 0) {
+                r = moat_error_set(err, r, "cannot open our own namespaces");
+                goto out;
+        }
         if (ns[MOAT_NS_PID] >= 0 && setns(ns[MOAT_NS_PID], CLONE_NEWPID) < 0) {
                 r = moat_error_set(err, errno, "cannot join the pid namespace of '%s'", o->id);
                 goto out;
@@ -152,6 +158,7 @@ static int exec_in(const struct moat_runtime *rt, const struct moat_exec_opts *o
                 closep(&sync[0]);
                 moat_init_child(&ic);
         }
+        moat_ns_children_restore(&saved_ns);
         if (child < 0) {
                 r = moat_error_set(err, child, "cannot create the process");
                 child = 0;
@@ -225,6 +232,7 @@ static int exec_in(const struct moat_runtime *rt, const struct moat_exec_opts *o
                         r = moat_error_set(err, r, "waiting for the process");
         }
 out:
+        moat_ns_children_restore(&saved_ns);
         if (child > 0) {
                 kill(child, SIGKILL);
                 while (waitpid(child, NULL, 0) < 0 && errno == EINTR)

@@ -2,6 +2,7 @@
 #include "runtime/spawn.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
@@ -66,4 +67,29 @@ pid_t moat_spawn(uint64_t flags, int cgroup_fd, int *pidfd)
         if (cgroup_fd >= 0)
                 return -EOPNOTSUPP; /* the caller then adds the pid by hand */
         return spawn_legacy(flags, pidfd);
+}
+
+int moat_ns_children_save(struct moat_ns_children *s)
+{
+        s->pid = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+        if (s->pid < 0)
+                return -errno;
+        s->time = open("/proc/self/ns/time", O_RDONLY | O_CLOEXEC);
+        if (s->time < 0)
+                s->time = -EBADF; /* kernel without time namespaces */
+        return 0;
+}
+
+void moat_ns_children_restore(struct moat_ns_children *s)
+{
+        /* Our own active namespaces: always allowed to go back to them. */
+        if (s->pid >= 0) {
+                (void)setns(s->pid, CLONE_NEWPID);
+                close(s->pid);
+        }
+        if (s->time >= 0) {
+                (void)setns(s->time, CLONE_NEWTIME);
+                close(s->time);
+        }
+        s->pid = s->time = -EBADF;
 }

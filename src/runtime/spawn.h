@@ -13,3 +13,13 @@
 pid_t moat_spawn(uint64_t flags, int cgroup_fd, int *pidfd);
 /* Tests: make moat_spawn behave as on a kernel without clone3. */
 void moat_spawn_force_legacy(bool on);
+
+/* setns()/unshare() of pid and time namespaces change only what our children
+ * get.  The runtime saves its own first and restores them once the child
+ * exists, so nothing it forks later (a hook, LeakSanitizer's tracer) lands in
+ * a container's namespaces. */
+struct moat_ns_children {
+        int pid, time;
+};
+int moat_ns_children_save(struct moat_ns_children *s);
+void moat_ns_children_restore(struct moat_ns_children *s);

@@ -15,6 +15,7 @@
 
 #include "core/path.h"
 #include "core/util.h"
+#include "runtime/state-creating.h"
 
 const char *moat_status_name(enum moat_status s)
 {
@@ -214,7 +215,9 @@ int moat_state_read(int dirfd, const char *id, struct moat_state **out, struct m
                 st->annotations[i++] = strdup(json_string_value(v));
         }
         json_decref(o);
-        if (!st->id || !st->bundle || !st->rootfs || !st->created || !st->annotations || st->pid <= 0) {
+        /* pid 0: a creation that had not spawned its init yet */
+        bool pid_ok = st->pid > 0 || (st->pid == 0 && moat_state_is_creating(dirfd));
+        if (!st->id || !st->bundle || !st->rootfs || !st->created || !st->annotations || !pid_ok) {
                 moat_state_free(st);
                 return moat_error_input(err, EINVAL, "state of container '%s' is incomplete", id);
         }
@@ -262,6 +265,8 @@ int moat_pid_start_time(pid_t pid, uint64_t *out)
 
 int moat_state_pidfd(const struct moat_state *st)
 {
+        if (st->pid <= 0)
+                return -ESRCH;
         int fd = (int)syscall(SYS_pidfd_open, st->pid, 0);
         if (fd < 0)
                 return errno == ESRCH ? -ESRCH : -errno;
@@ -273,11 +278,30 @@ int moat_state_pidfd(const struct moat_state *st)
         return fd;
 }
 
+int moat_state_mark_creating(int dirfd, bool on)
+{
+        if (!on)
+                return unlinkat(dirfd, MOAT_CREATING_MARK, 0) < 0 && errno != ENOENT ? -errno : 0;
+        int fd = openat(dirfd, MOAT_CREATING_MARK, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0)
+                return -errno;
+        close(fd);
+        return 0;
+}
+
+bool moat_state_is_creating(int dirfd)
+{
+        return faccessat(dirfd, MOAT_CREATING_MARK, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
 enum moat_status moat_state_status(int dirfd, const struct moat_state *st)
 {
         uint64_t start;
-        if (moat_pid_start_time(st->pid, &start) < 0 || start != st->pid_start)
+        if (st->pid <= 0 || moat_pid_start_time(st->pid, &start) < 0 || start != st->pid_start)
                 return MOAT_STATUS_STOPPED;
+        /* A create that is still at work, or died half-way with its init alive. */
+        if (moat_state_is_creating(dirfd))
+                return MOAT_STATUS_CREATING;
         if (faccessat(dirfd, MOAT_EXEC_FIFO, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
                 return MOAT_STATUS_CREATED;
         return MOAT_STATUS_RUNNING;

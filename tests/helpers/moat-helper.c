@@ -232,10 +232,14 @@ static int applet_write(int argc, char **argv)
         size_t len;
 
         if (argc < 4)
-                return usage_error("write PATH TEXT");
+                return usage_error("write PATH TEXT [MODE]");
         fd = open(argv[2], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (fd < 0)
                 return fail(argv[2]);
+        if (argc >= 5 && fchmod(fd, (mode_t)strtoul(argv[4], NULL, 8)) < 0) {
+                close(fd);
+                return fail(argv[2]);
+        }
         len = strlen(argv[3]);
         if (write(fd, argv[3], len) != (ssize_t)len) {
                 close(fd);
@@ -347,8 +351,9 @@ static int applet_syscall(int argc, char **argv)
  * for exec) is opened O_PATH through /proc/PID/exe; then, for SECONDS, try to
  * reopen it for writing through /proc/self/fd/N. A vulnerable runtime lets the
  * open succeed once its process has exited. We open O_WRONLY without O_TRUNC
- * and write nothing: a successful open is the proof; the host binary is not
- * damaged. Prints BLOCKED or WROTE on stdout, details on stderr. */
+ * and write the first byte back unchanged: a successful write is the proof and
+ * the binary is not damaged (a sealed memfd copy refuses the write: EPERM).
+ * Prints BLOCKED or WROTE on stdout, details on stderr. */
 static bool exe_is_foreign(int pid, char *target, size_t size)
 {
         char path[64];
@@ -370,11 +375,10 @@ static bool exe_is_foreign(int pid, char *target, size_t size)
 static int applet_exe_attack(int argc, char **argv)
 {
         double secs = argc >= 3 ? strtod(argv[2], NULL) : 5;
-        int fds[32], pids[32], nfds = 0;
+        int fds[32], pids[32], errs[32], nfds = 0;
         struct timespec start, now;
         struct stat self;
         bool wrote = false;
-        int last_err = 0;
 
         if (stat("/proc/self/exe", &self) < 0)
                 return fail("/proc/self/exe");
@@ -409,6 +413,7 @@ static int applet_exe_attack(int argc, char **argv)
                         }
                         fprintf(stderr, "exe-attack: target pid %d exe %s\n", pid, target);
                         pids[nfds] = pid;
+                        errs[nfds] = 0;
                         fds[nfds++] = fd;
                 }
                 closedir(d);
@@ -418,13 +423,26 @@ static int applet_exe_attack(int argc, char **argv)
                         snprintf(path, sizeof path, "/proc/self/fd/%d", fds[i]);
                         w = open(path, O_WRONLY | O_CLOEXEC);
                         if (w >= 0) {
-                                fprintf(stderr, "exe-attack: opened exe of pid %d for writing\n", pids[i]);
+                                /* prove it: write the first byte back unchanged */
+                                int r = open(path, O_RDONLY | O_CLOEXEC);
+                                char byte;
+                                if (r >= 0 && pread(r, &byte, 1, 0) == 1 && pwrite(w, &byte, 1, 0) == 1) {
+                                        fprintf(stderr, "exe-attack: wrote to the exe of pid %d\n", pids[i]);
+                                        wrote = true;
+                                } else if (errno != errs[i]) {
+                                        errs[i] = errno;
+                                        fprintf(stderr, "exe-attack: pid %d: opened for writing, write: %s\n",
+                                                pids[i], errname(errno));
+                                }
+                                if (r >= 0)
+                                        close(r);
                                 close(w);
-                                wrote = true;
-                                break;
+                                if (wrote)
+                                        break;
+                                continue;
                         }
-                        if (errno != last_err) {
-                                last_err = errno;
+                        if (errno != errs[i]) {
+                                errs[i] = errno;
                                 fprintf(stderr, "exe-attack: pid %d: %s\n", pids[i], errname(errno));
                         }
                 }
@@ -559,7 +577,7 @@ static const struct applet {
         { "hostname", applet_hostname, "" },
         { "rlimits", applet_rlimits, "" },
         { "statfs", applet_statfs, "PATH" },
-        { "write", applet_write, "PATH TEXT" },
+        { "write", applet_write, "PATH TEXT [MODE]" },
         { "read", applet_read, "PATH" },
         { "mounts", applet_mounts, "" },
         { "cgroup", applet_cgroup, "" },

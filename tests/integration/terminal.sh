@@ -25,6 +25,15 @@ console_wait() {
 }
 sock=$TEST_TMP/console.sock
 cout=$TEST_TMP/console.out
+# to_file CMD...: run CMD with its output in a file, not a pipe (a container created
+# by CMD inherits it and would keep $(...) waiting), then print the file
+to_file() {
+	local rc
+	"$@" >"$TEST_TMP/.out" 2>&1 </dev/null
+	rc=$?
+	cat "$TEST_TMP/.out"
+	return $rc
+}
 
 # --- create + start with a console socket
 b=$TEST_TMP/b-tty
@@ -83,11 +92,11 @@ rt delete --force "$id" >/dev/null 2>&1
 b=$TEST_TMP/b-nosock
 mkbundle "$b" '.process.terminal = true | .process.args = ["/bin/true"]' || bail_out mkbundle
 newid_var id nosock
-out=$(rt create --bundle "$b" "$id" 2>&1 </dev/null)
+out=$(to_file rt create --bundle "$b" "$id")
 isnt "$?" 0 "create with terminal=true needs --console-socket"
 is "$(status_of "$id")" none "... and leaves nothing behind"
 newid_var id badsock
-out=$(rt create --console-socket "$TEST_TMP/no-such.sock" --bundle "$b" "$id" 2>&1 </dev/null)
+out=$(to_file rt create --console-socket "$TEST_TMP/no-such.sock" --bundle "$b" "$id")
 isnt "$?" 0 "create with a console socket nobody listens on fails"
 like "$out" "no-such.sock" "the error names the socket"
 is "$(status_of "$id")" none "... and leaves nothing behind"
@@ -95,7 +104,7 @@ is "$(status_of "$id")" none "... and leaves nothing behind"
 b=$TEST_TMP/b-notty
 mkbundle "$b" '.process.args = ["/bin/true"]' || bail_out mkbundle
 newid_var id notty
-out=$(rt create --console-socket "$sock" --bundle "$b" "$id" 2>&1 </dev/null)
+out=$(to_file rt create --console-socket "$sock" --bundle "$b" "$id")
 isnt "$?" 0 "--console-socket without terminal=true is refused (as runc)"
 rt delete --force "$id" >/dev/null 2>&1
 
