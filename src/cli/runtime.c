@@ -164,6 +164,7 @@ static int cmd_create_run(struct cli_globals *g, int argc, char **argv, int idx,
                 return 1;
         o.id = argv[idx];
         o.detach = detach;
+        o.keep = keep;
         struct moat_error *err = NULL;
         struct moat_runtime rt = { .root = g->root };
         int r, status = 0;

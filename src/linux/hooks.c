@@ -60,6 +60,8 @@ static const char *const hook_kind_names[MOAT_HOOK__COUNT] = {
         [MOAT_HOOK_POSTSTOP] = "poststop",
 };
 
+extern char **environ;
+
 /* In the forked child: async-signal-safe calls only. */
 static _Noreturn void hook_child(const char *path, char *const *argv, char *const *envp, int in_r, int out_w,
                                  int err_w, int errpipe_w)
@@ -209,9 +211,9 @@ int moat_hook_run(const struct moat_hook *h, const char *state_json, const char 
                 return moat_error_input(err, EINVAL, "%s hook '%s': the path must be absolute", kind,
                                         h && h->path ? h->path : "");
         char *default_argv[2] = { h->path, NULL };
-        char *empty_env[1] = { NULL };
         char *const *argv = h->args && h->args[0] ? h->args : default_argv;
-        char *const *envp = h->env ? h->env : empty_env;
+        /* As runc (Go's exec.Cmd with a nil Env): a hook without "env" inherits ours. */
+        char *const *envp = h->env ? h->env : environ;
 
         _cleanup_close_ int in_r = -EBADF, in_w = -EBADF, out_r = -EBADF, out_w = -EBADF;
         _cleanup_close_ int err_r = -EBADF, err_w = -EBADF, ep_r = -EBADF, ep_w = -EBADF;

@@ -22,6 +22,7 @@ struct moat_create_opts {
         bool no_pivot;
         bool no_new_keyring;
         bool detach;                /* run -d */
+        bool keep;                  /* run --keep: do not delete the container when it ends */
 };
 
 int moat_container_create(const struct moat_runtime *rt, const struct moat_create_opts *o,

@@ -25,6 +25,7 @@
 #include "runtime/container.h"
 #include "runtime/internal.h"
 #include "runtime/spawn.h"
+#include "runtime/state-creating.h"
 #include "runtime/state.h"
 #include "runtime/sync.h"
 
@@ -48,6 +49,7 @@ struct creation {
         struct moat_seccomp_prog *seccomp;
         int pty_master;
         bool run_mode;
+        char *created;         /* RFC 3339, the same in every state.json written */
         struct moat_ns_children saved_ns;
 };
 
@@ -86,6 +88,7 @@ static void creation_free(struct creation *c)
         moat_spec_free(c->spec);
         free(c->config_text);
         free(c->bundle);
+        free(c->created);
         closep(&c->rootfd);
         closep(&c->dirfd);
         moat_cgroup_hierarchies_free(c->hier, c->n_hier);
@@ -211,6 +214,61 @@ static int write_id_map(pid_t pid, const char *file, const struct moat_idmap *m,
         return 0;
 }
 
+/* state.json as far as the creation got: written once the cgroup exists (pid 0),
+ * again when the init's pid is known, and at the end (then "creating" goes). */
+static int save_state(struct creation *c, struct moat_error **err)
+{
+        const struct moat_spec *s = c->spec;
+        const struct moat_namespace *pidns = moat_spec_ns(s, MOAT_NS_PID);
+        struct moat_state state = {
+                .id = (char *)c->o->id,
+                .pid = c->init,
+                .bundle = c->bundle,
+                .rootfs = s->root.path,
+                .cgroup_path = c->cg ? (char *)moat_cgroup_path(c->cg) : NULL,
+                .owner = getuid(),
+                .own_pidns = pidns && !pidns->path,
+                .exit_status = -1,
+        };
+        if (!c->created && !(c->created = moat_now_rfc3339()))
+                return moat_error_set(err, ENOMEM, "state");
+        state.created = c->created;
+        if (c->init > 0) {
+                int r = moat_pid_start_time(c->init, &state.pid_start);
+                if (r < 0)
+                        return moat_error_set(err, r, "container init died during setup");
+        }
+        _cleanup_strv_ char **ann = calloc(2 * s->n_annotations + 1, sizeof(char *));
+        if (!ann)
+                return moat_error_set(err, ENOMEM, "state");
+        for (size_t i = 0; i < s->n_annotations; i++) {
+                ann[2 * i] = strdup(s->annotations[i].key);
+                ann[2 * i + 1] = strdup(s->annotations[i].value);
+                if (!ann[2 * i] || !ann[2 * i + 1])
+                        return moat_error_set(err, ENOMEM, "state");
+        }
+        state.annotations = ann;
+        return moat_state_write(c->dirfd, &state, err);
+}
+
+/* A send to the init failed: it has most likely died after reporting why.  Prefer its words. */
+static int talk_failed(struct creation *c, int r, struct moat_error **err)
+{
+        struct pollfd p = { .fd = c->sync[0], .events = POLLIN };
+        if (c->sync[0] >= 0 && poll(&p, 1, 2000) > 0) {
+                struct moat_sync_msg m;
+                int fd = -EBADF;
+                _cleanup_free_ char *text = NULL;
+                if (moat_sync_recv(c->sync[0], &m, &fd, &text) >= 0) {
+                        closep(&fd);
+                        if (m.type == SYNC_ERROR)
+                                return moat_error_input(err, m.value ? m.value : EIO, "%s",
+                                                        text ? text : "container init failed");
+                }
+        }
+        return moat_error_set(err, r, "cannot talk to the container init");
+}
+
 /* Answers the child until it reports READY. */
 static int serve_child(struct creation *c, const char *state_json, struct moat_error **err)
 {
@@ -237,6 +295,8 @@ static int serve_child(struct creation *c, const char *state_json, struct moat_e
                         if (r < 0)
                                 return r;
                         r = moat_sync_send(c->sync[0], SYNC_GO, 0, -1, NULL);
+                        if (r < 0)
+                                return talk_failed(c, r, err);
                         break;
                 }
                 case SYNC_PTY:
@@ -297,6 +357,13 @@ static int do_create(struct creation *c, struct moat_error **err)
         if (r < 0)
                 return r;
         struct moat_spec *s = c->spec;
+        /* sethostname/setdomainname refuse more than 64 bytes: say so by name, before any work */
+        if (s->hostname && strlen(s->hostname) > 64)
+                return moat_error_input(err, EINVAL, "config.json: 'hostname': '%.32s...' is longer than 64 bytes",
+                                        s->hostname);
+        if (s->domainname && strlen(s->domainname) > 64)
+                return moat_error_input(err, EINVAL,
+                                        "config.json: 'domainname': '%.32s...' is longer than 64 bytes", s->domainname);
         if (!s->process)
                 return moat_error_input(err, EINVAL, "config.json: 'process' is required to create a container");
         if (s->root.path[0] != '/') {
@@ -310,6 +377,14 @@ static int do_create(struct creation *c, struct moat_error **err)
         if (stat(s->root.path, &st) < 0 || !S_ISDIR(st.st_mode))
                 return moat_error_input(err, ENOENT, "config.json: 'root.path': '%s' is not a directory",
                                         s->root.path);
+        if (o->console_socket && !s->process->terminal)
+                return moat_error_input(err, EINVAL,
+                                        "--console-socket '%s' given but 'process.terminal' is false",
+                                        o->console_socket);
+        if (s->process->terminal && !o->console_socket && (!c->run_mode || o->detach))
+                return moat_error_input(err, EINVAL,
+                                        "'process.terminal' is true: a detached container needs --console-socket "
+                                        "to hand its terminal to");
         if (o->preserve_fds < 0 || o->preserve_fds > 50)
                 return moat_error_input(err, EINVAL, "--preserve-fds %d: expected 0 to 50", o->preserve_fds);
         if (s->linux_.seccomp) {
@@ -328,6 +403,10 @@ static int do_create(struct creation *c, struct moat_error **err)
         if (r < 0)
                 return r;
         c->dir_created = true;
+        /* Until the end, the dir says "creating": a crash from here on is cleaned by delete --force. */
+        r = moat_state_mark_creating(c->dirfd, true);
+        if (r < 0)
+                return moat_error_set(err, r, "cannot write state of '%s'", o->id);
         {
                 _cleanup_close_ int cfd = openat(c->dirfd, MOAT_CONFIG_COPY, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
                                                  0600);
@@ -352,13 +431,16 @@ static int do_create(struct creation *c, struct moat_error **err)
                                &c->cg, err);
         if (r < 0)
                 return r;
+        r = save_state(c, err);
+        if (r < 0)
+                return r;
         r = moat_cgroup_hierarchies(c->cg, &c->hier, &c->n_hier);
         if (r < 0)
                 return moat_error_set(err, r, "cannot list cgroup hierarchies");
 
         /* Namespaces: which are new, which joined, which the child makes itself. */
         uint64_t new_flags = 0;
-        bool new_user = false, new_cgroup = false, new_pid = false;
+        bool new_user = false, new_cgroup = false;
         for (size_t i = 0; i < s->linux_.n_namespaces; i++) {
                 const struct moat_namespace *ns = &s->linux_.namespaces[i];
                 if (ns->path)
@@ -371,8 +453,6 @@ static int do_create(struct creation *c, struct moat_error **err)
                         ; /* handled below, for children of this process */
                 else
                         new_flags |= (uint64_t)moat_ns_clone_flag(ns->type);
-                if (ns->type == MOAT_NS_PID)
-                        new_pid = true;
         }
         r = moat_ns_children_save(&c->saved_ns);
         if (r < 0)
@@ -439,6 +519,9 @@ static int do_create(struct creation *c, struct moat_error **err)
                 return moat_error_set(err, pid, "cannot create the container process");
         c->child = c->init = pid;
         closep(&c->sync[1]);
+        r = save_state(c, err);
+        if (r < 0)
+                return r;
         _cleanup_free_ char *state_json = moat_hook_state_json(s, o->id, "creating", c->init, c->bundle);
         if (!state_json)
                 return moat_error_set(err, ENOMEM, "state");
@@ -446,7 +529,7 @@ static int do_create(struct creation *c, struct moat_error **err)
                 /* Let the child mount while we move it into its cgroup. */
                 r = moat_sync_send(c->sync[0], SYNC_GO, 0, -1, state_json);
                 if (r < 0)
-                        return moat_error_set(err, r, "cannot talk to the container init");
+                        return talk_failed(c, r, err);
         }
         if (cgfd < 0) {
                 r = moat_cgroup_add_pid(c->cg, pid, err);
@@ -475,41 +558,24 @@ static int do_create(struct creation *c, struct moat_error **err)
                 c->init = m.value;
                 if (c->init <= 0)
                         return moat_error_input(err, EPROTO, "container init reported pid %d", c->init);
+                r = save_state(c, err);
+                if (r < 0)
+                        return r;
         }
         /* Two-stage: the init's first GO (with the state); single: "in your cgroup". */
         r = moat_sync_send(c->sync[0], SYNC_GO, 0, -1, new_user ? state_json : NULL);
         if (r < 0)
-                return moat_error_set(err, r, "cannot talk to the container init");
+                return talk_failed(c, r, err);
         r = serve_child(c, state_json, err);
         if (r < 0)
                 return r;
 
-        struct moat_state state = {
-                .id = (char *)o->id,
-                .pid = c->init,
-                .bundle = c->bundle,
-                .rootfs = s->root.path,
-                .cgroup_path = (char *)moat_cgroup_path(c->cg),
-                .owner = getuid(),
-                .own_pidns = new_pid,
-                .exit_status = -1,
-        };
-        r = moat_pid_start_time(c->init, &state.pid_start);
-        if (r < 0)
-                return moat_error_set(err, r, "container init died during setup");
-        _cleanup_free_ char *created = moat_now_rfc3339();
-        state.created = created;
-        _cleanup_strv_ char **ann = calloc(2 * s->n_annotations + 1, sizeof(char *));
-        if (!ann || !created)
-                return moat_error_set(err, ENOMEM, "state");
-        for (size_t i = 0; i < s->n_annotations; i++) {
-                ann[2 * i] = strdup(s->annotations[i].key);
-                ann[2 * i + 1] = strdup(s->annotations[i].value);
-        }
-        state.annotations = ann;
-        r = moat_state_write(c->dirfd, &state, err);
+        r = save_state(c, err);
         if (r < 0)
                 return r;
+        r = moat_state_mark_creating(c->dirfd, false);
+        if (r < 0)
+                return moat_error_set(err, r, "cannot write state of '%s'", o->id);
         if (o->pid_file) {
                 r = moat_write_pid_file(o->pid_file, c->init, err);
                 if (r < 0)
@@ -606,15 +672,17 @@ int moat_container_run(const struct moat_runtime *rt, const struct moat_create_o
                 return r;
         }
         *status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
-        /* runc run removes the container when it ends (unless detached). */
+        /* runc run removes the container when it ends (unless detached or --keep). */
         c.child = 0;
         c.init = 0;
         closep(&c.dirfd);
-        struct moat_error *derr = NULL;
-        r = moat_container_delete(rt, o->id, true, &derr);
-        if (r < 0) {
-                moat_warn("%s", derr ? derr->msg : "cannot delete the container");
-                moat_error_free(derr);
+        if (!o->keep) {
+                struct moat_error *derr = NULL;
+                r = moat_container_delete(rt, o->id, true, &derr);
+                if (r < 0) {
+                        moat_warn("%s", derr ? derr->msg : "cannot delete the container");
+                        moat_error_free(derr);
+                }
         }
         creation_free(&c);
         return 0;

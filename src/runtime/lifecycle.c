@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -19,6 +20,7 @@
 #include "linux/hooks.h"
 #include "runtime/container.h"
 #include "runtime/internal.h"
+#include "runtime/state-creating.h"
 #include "runtime/state.h"
 
 /* One container opened for a verb: its locked state dir and state. */
@@ -26,6 +28,7 @@ struct opened {
         int rootfd, dirfd;
         struct moat_state *st;
         struct moat_cgroup *cg;
+        bool busy;             /* a create is still at work on it: read without the lock */
 };
 
 static void opened_close(struct opened *o)
@@ -66,8 +69,47 @@ static int open_container(const struct moat_runtime *rt, const char *id, bool sh
         return 0;
 }
 
+/* For state and list: never wait behind a create that holds the lock (a
+ * createRuntime hook may take long); such a container is "creating". */
+static int open_container_nowait(const struct moat_runtime *rt, const char *id, struct opened *o,
+                                 struct moat_error **err)
+{
+        memset(o, 0, sizeof(*o));
+        o->rootfd = o->dirfd = -EBADF;
+        int r = moat_id_validate(id, err);
+        if (r < 0)
+                return r;
+        o->rootfd = open(rt->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (o->rootfd < 0) {
+                if (errno == ENOENT)
+                        return moat_error_input(err, ENOENT, "container '%s' does not exist", id);
+                return moat_error_set(err, errno, "cannot open state root '%s'", rt->root);
+        }
+        _cleanup_close_ int fd = openat(o->rootfd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) {
+                if (errno == ENOENT)
+                        return moat_error_input(err, ENOENT, "container '%s' does not exist", id);
+                return moat_error_set(err, errno, "cannot open state of container '%s'", id);
+        }
+        if (flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK && moat_state_is_creating(fd)) {
+                o->busy = true;
+                o->dirfd = TAKE_FD(fd);
+                r = moat_state_read(o->dirfd, id, &o->st, err);
+                if (r < 0)
+                        return r;
+                if (o->st->cgroup_path)
+                        (void)moat_cgroup_open(o->st->cgroup_path, &o->cg, NULL);
+                return 0;
+        }
+        closep(&fd);
+        closep(&o->rootfd);
+        return open_container(rt, id, true, true, o, err);
+}
+
 static enum moat_status status_of(struct opened *o)
 {
+        if (o->busy)
+                return MOAT_STATUS_CREATING;
         enum moat_status s = moat_state_status(o->dirfd, o->st);
         if (s == MOAT_STATUS_RUNNING && o->cg) {
                 bool frozen = false;
@@ -157,7 +199,7 @@ static json_t *state_json(struct opened *o, enum moat_status s)
 int moat_container_state(const struct moat_runtime *rt, const char *id, json_t **out, struct moat_error **err)
 {
         struct opened o;
-        int r = open_container(rt, id, true, true, &o, err);
+        int r = open_container_nowait(rt, id, &o, err);
         if (r >= 0) {
                 *out = state_json(&o, status_of(&o));
                 if (!*out)
@@ -240,7 +282,7 @@ int moat_container_delete(const struct moat_runtime *rt, const char *id, bool fo
                 goto out;
         }
         enum moat_status s = status_of(&o);
-        if (s == MOAT_STATUS_RUNNING || s == MOAT_STATUS_PAUSED) {
+        if (s == MOAT_STATUS_RUNNING || s == MOAT_STATUS_PAUSED || s == MOAT_STATUS_CREATING) {
                 if (!force) {
                         r = moat_error_input(err, EBUSY, "cannot delete container '%s' that is %s (stop it, or use --force)",
                                              id, moat_status_name(s));
@@ -248,7 +290,8 @@ int moat_container_delete(const struct moat_runtime *rt, const char *id, bool fo
                 }
         }
         if (s != MOAT_STATUS_STOPPED) {
-                if (o.cg && (o.st->own_pidns == false || s == MOAT_STATUS_PAUSED))
+                /* a half-made container: whatever the create left in its cgroup goes too */
+                if (o.cg && (o.st->own_pidns == false || s == MOAT_STATUS_PAUSED || s == MOAT_STATUS_CREATING))
                         (void)moat_cgroup_kill_all(o.cg, SIGKILL);
                 (void)signal_init(o.st, SIGKILL);
                 if (s == MOAT_STATUS_PAUSED && o.cg)
@@ -293,7 +336,7 @@ int moat_container_list(const struct moat_runtime *rt, json_t **out, struct moat
                 if (de->d_name[0] == '.')
                         continue;
                 struct opened o;
-                if (open_container(rt, de->d_name, true, true, &o, NULL) >= 0) {
+                if (open_container_nowait(rt, de->d_name, &o, NULL) >= 0) {
                         json_t *j = state_json(&o, status_of(&o));
                         if (j)
                                 json_array_append_new(arr, j);

@@ -79,6 +79,11 @@ like "$(cat /proc/"$pid"/gid_map)" '^ *0 +100000 +65536$' "user: gid_map is 0 10
 out=$(rt exec "$id" /bin/moat-helper id 2>&1)
 like "$out" '^uid=0 euid=0 gid=0 egid=0' "user: id 0 inside"
 isnt "$(readlink /proc/"$pid"/ns/user)" "$(host_ns user)" "user: a new user namespace"
+out=$(rt exec --user 1000:1000 "$id" /bin/moat-helper id 2>&1)
+like "$out" '^uid=1000 euid=1000 gid=1000 egid=1000' "user: exec --user 1000:1000 inside the user namespace"
+xpf=$TEST_TMP/user-exec.pid
+rt exec -d --pid-file "$xpf" --user 1000:1000 "$id" /bin/moat-helper sleep 30 >/dev/null 2>&1
+is "$(awk '/^Uid:/ {print $2}' /proc/"$(cat "$xpf" 2>/dev/null || echo 0)"/status 2>&1)" 101000 "user: uid 1000 inside is 101000 on the host"
 out=$(rt exec "$id" /bin/sh -c 'touch /tmp/f && stat -c %u:%g /tmp/f' 2>&1)
 is "$out" "0:0" "user: a file made inside is owned by 0:0 inside"
 is "$(stat -c %u:%g "$b/rootfs/tmp/f" 2>&1)" "100000:100000" "user: ... and by 100000:100000 on the host"
@@ -102,10 +107,18 @@ if [ -e /proc/self/ns/time ]; then
 	hostup=$(cut -d. -f1 /proc/uptime)
 	[[ $up =~ ^[0-9]+$ ]] || up=0
 	ok "time: /proc/uptime inside is shifted by the boottime offset ($up vs $hostup)" test "$((up - hostup))" -ge 1727990
+	b=$TEST_TMP/b-time-exec
+	mkbundle "$b" '.linux.namespaces += [{"type": "time"}] | .linux.timeOffsets = {"monotonic": {"secs": 4242, "nanosecs": 0}}
+		| .process.args = ["/bin/moat-helper", "sleep", "60"]' || bail_out mkbundle
+	newid_var id time-exec
+	ok "time: run -d" rt run -d --bundle "$b" "$id"
+	like "$(rt exec "$id" /bin/cat /proc/self/timens_offsets 2>&1)" 'monotonic +4242 +0' "time: an exec'd process is in the time namespace"
+	is "$(rt exec "$id" /bin/readlink /proc/self/ns/time 2>&1)" "$(readlink /proc/"$(pid_of "$id")"/ns/time)" "time: exec joins the init's time namespace"
+	rt delete --force "$id" >/dev/null 2>&1
 	out=$(runout time-none '.process.args = ["/bin/cat", "/proc/self/timens_offsets"]')
 	like "$out" 'monotonic +0 +0' "time: no offsets without a time namespace"
 else
-	skip "no time namespaces in this kernel" 4
+	skip "no time namespaces in this kernel" 7
 fi
 
 # --- joining namespaces by path

@@ -104,7 +104,7 @@ static void test_empty_env_no_fds(void)
         is_int(moat_hook_run(&hk, "{}", "prestart", &err), 0, "hook with no env: %s", err ? err->msg : "ok");
         _cleanup_free_ char *got = slurp("envdump");
         ok(got != NULL, "hook wrote its env");
-        ok(got && !strstr(got, "MOAT_TEST_LEAK"), "our environment does not reach a hook without env");
+        ok(got && strstr(got, "MOAT_TEST_LEAK"), "a hook without env inherits ours, as with runc");
         ok(got && !strstr(got, "leaked"), "fd 57 (not O_CLOEXEC in the runtime) is closed in the hook");
         if (leak >= 0)
                 close(leak);
