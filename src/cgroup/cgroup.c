@@ -393,6 +393,29 @@ int moat_cgroup_v2_dirfd(const struct moat_cgroup *cg)
         return -EOPNOTSUPP;
 }
 
+int moat_cgroup_clone_fd(const struct moat_cgroup *cg)
+{
+        for (size_t i = 0; i < cg->n_dirs; i++)
+                if (cg->dirs[i].h->v2)
+                        return cg->dirs[i].fd >= 0 ? cg->dirs[i].fd : -ENOENT;
+        return -EOPNOTSUPP;
+}
+
+int moat_cgroup_enter_self(const struct moat_cgroup *cg, bool in_v2, struct moat_error **err)
+{
+        for (size_t i = 0; i < cg->n_dirs; i++) {
+                const struct cg_dir *d = &cg->dirs[i];
+                if (d->h->v2 && in_v2)
+                        continue;
+                if (d->fd < 0)
+                        return moat_error_set(err, ENOENT, "cannot enter cgroup '%s'", d->dir);
+                int r = write_string_at(d->fd, d->h->v2 ? "cgroup.procs" : "tasks", "0");
+                if (r < 0)
+                        return moat_error_set(err, r, "cannot enter cgroup '%s'", d->dir);
+        }
+        return 0;
+}
+
 int moat_cgroup_add_pid(struct moat_cgroup *cg, pid_t pid, struct moat_error **err)
 {
         char buf[32];

@@ -33,6 +33,15 @@ void moat_cgroup_free(struct moat_cgroup *cg);
 
 /* A dir fd for clone3(CLONE_INTO_CGROUP) when the host is pure v2, else -EOPNOTSUPP. */
 int moat_cgroup_v2_dirfd(const struct moat_cgroup *cg);
+/* The v2 directory (pure v2, or the unified one of a hybrid host) for
+ * clone3(CLONE_INTO_CGROUP); -EOPNOTSUPP on pure v1.  Owned by cg. */
+int moat_cgroup_clone_fd(const struct moat_cgroup *cg);
+/* Moves the calling single-threaded process into the cgroup.  v1: writes "0"
+ * to each hierarchy's "tasks": a thread that moves itself skips the kernel's
+ * global threadgroup lock, whose RCU grace period costs ~10 ms per container
+ * through cgroup.procs.  v2 directories: cgroup.procs, unless in_v2 says
+ * clone3(CLONE_INTO_CGROUP) already put us there. */
+int moat_cgroup_enter_self(const struct moat_cgroup *cg, bool in_v2, struct moat_error **err);
 int moat_cgroup_add_pid(struct moat_cgroup *cg, pid_t pid, struct moat_error **err);
 int moat_cgroup_update(struct moat_cgroup *cg, const struct moat_resources *res, struct moat_error **err);
 int moat_cgroup_freeze(struct moat_cgroup *cg, bool frozen, struct moat_error **err);

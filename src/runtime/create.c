@@ -504,10 +504,14 @@ static int do_create(struct creation *c, struct moat_error **err)
                 clone_flags = new_flags;
                 ic.unshare_flags = new_cgroup ? CLONE_NEWCGROUP : 0;
         }
-        int cgfd = moat_cgroup_v2_dirfd(c->cg);
+        /* v2 (pure, or hybrid's unified dir): born in the cgroup; v1: the
+         * child moves itself (moat_cgroup_enter_self), which is cheap. */
+        int cgfd = moat_cgroup_clone_fd(c->cg);
+        ic.cg = c->cg;
+        ic.in_v2 = cgfd >= 0;
         pid_t pid = moat_spawn(clone_flags, cgfd, NULL);
         if (pid == -EOPNOTSUPP && cgfd >= 0) {
-                cgfd = -1;
+                ic.in_v2 = false;
                 pid = moat_spawn(clone_flags, -1, NULL);
         }
         if (pid == 0) {
@@ -525,17 +529,6 @@ static int do_create(struct creation *c, struct moat_error **err)
         _cleanup_free_ char *state_json = moat_hook_state_json(s, o->id, "creating", c->init, c->bundle);
         if (!state_json)
                 return moat_error_set(err, ENOMEM, "state");
-        if (!new_user) {
-                /* Let the child mount while we move it into its cgroup. */
-                r = moat_sync_send(c->sync[0], SYNC_GO, 0, -1, state_json);
-                if (r < 0)
-                        return talk_failed(c, r, err);
-        }
-        if (cgfd < 0) {
-                r = moat_cgroup_add_pid(c->cg, pid, err);
-                if (r < 0)
-                        return r;
-        }
         if (new_user) {
                 r = moat_sync_expect(c->sync[0], SYNC_USERMAP, NULL, NULL, err);
                 if (r < 0)
@@ -562,8 +555,7 @@ static int do_create(struct creation *c, struct moat_error **err)
                 if (r < 0)
                         return r;
         }
-        /* Two-stage: the init's first GO (with the state); single: "in your cgroup". */
-        r = moat_sync_send(c->sync[0], SYNC_GO, 0, -1, new_user ? state_json : NULL);
+        r = moat_sync_send(c->sync[0], SYNC_GO, 0, -1, state_json);
         if (r < 0)
                 return talk_failed(c, r, err);
         r = serve_child(c, state_json, err);

@@ -148,10 +148,12 @@ static int exec_in(const struct moat_runtime *rt, const struct moat_exec_opts *o
                 .seccomp = prog,
         };
         memcpy(ic.ns_fds, ns, sizeof(ns));
-        int cgfd = cg ? moat_cgroup_v2_dirfd(cg) : -1;
+        int cgfd = cg ? moat_cgroup_clone_fd(cg) : -1;
+        ic.cg = cg;
+        ic.in_v2 = cgfd >= 0;
         child = moat_spawn(0, cgfd, NULL);
         if (child == -EOPNOTSUPP && cgfd >= 0) {
-                cgfd = -1;
+                ic.in_v2 = false;
                 child = moat_spawn(0, -1, NULL);
         }
         if (child == 0) {
@@ -165,11 +167,6 @@ static int exec_in(const struct moat_runtime *rt, const struct moat_exec_opts *o
                 goto out;
         }
         closep(&sync[1]);
-        if (cg && cgfd < 0) {
-                r = moat_cgroup_add_pid(cg, child, err);
-                if (r < 0)
-                        goto out;
-        }
         r = moat_sync_send(sync[0], SYNC_GO, 0, -1, NULL);
         if (r < 0) {
                 r = moat_error_set(err, r, "cannot talk to the new process");

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cgroup/cgroup.h"
 #include "core/log.h"
 #include "core/path.h"
 #include "core/util.h"
@@ -280,7 +281,11 @@ static void init_process(struct init_ctx *c, const char *state_json)
 static int cgroup_ready(void *data, struct moat_error **err)
 {
         struct init_ctx *c = data;
-        expect_go(c, NULL);
+        if (c->cg) {
+                int r = moat_cgroup_enter_self(c->cg, c->in_v2, err);
+                if (r < 0)
+                        return r;
+        }
         if (c->unshare_flags && unshare((int)c->unshare_flags) < 0)
                 return moat_error_set(err, errno, "cannot create the cgroup namespace");
         return 0;
@@ -296,6 +301,8 @@ _Noreturn void moat_init_child(struct init_ctx *c)
 
         if (c->exec) {
                 expect_go(c, NULL);
+                if (c->cg && (r = moat_cgroup_enter_self(c->cg, c->in_v2, &e)) < 0)
+                        fail(c, e, r, "cgroup");
                 r = join_namespaces(c, true, &e);
                 if (r < 0)
                         fail(c, e, r, "setns");
@@ -303,6 +310,8 @@ _Noreturn void moat_init_child(struct init_ctx *c)
         }
 
         if (c->two_stage) {
+                if (c->cg && (r = moat_cgroup_enter_self(c->cg, c->in_v2, &e)) < 0)
+                        fail(c, e, r, "cgroup");
                 r = join_namespaces(c, true, &e);
                 if (r < 0)
                         fail(c, e, r, "setns");
@@ -324,9 +333,8 @@ _Noreturn void moat_init_child(struct init_ctx *c)
                 }
                 expect_go(c, &state_json);
         } else {
-                /* The runtime moves us into the cgroup while we mount: a v1
-                 * migration waits out an RCU grace period, which we spend on
-                 * the mounts instead (see before_cgroup). */
+                /* We move ourselves into the cgroup right before the first
+                 * cgroup mount (see cgroup_ready). */
                 expect_go(c, &state_json);
                 r = join_namespaces(c, true, &e);
                 if (r < 0)

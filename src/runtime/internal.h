@@ -29,6 +29,8 @@ struct init_ctx {
         const struct moat_cgroup_hier *cg_hier;
         size_t n_cg_hier;
         struct moat_seccomp_prog *seccomp;
+        const struct moat_cgroup *cg;  /* the child moves itself in (NULL: none) */
+        bool in_v2;                    /* clone3 already put it in the v2 directory */
 };
 
 /* Never returns: on failure it reports over c->sync and _exit()s. */

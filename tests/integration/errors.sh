@@ -11,13 +11,10 @@ leftovers() {
 	[ -n "$d" ] && echo "cgroup:$d"
 	d=$(_mounts_under "$b")
 	[ -n "$d" ] && echo "mount:$d"
-	for p in /proc/[0-9]*; do
-		[ "${p#/proc/}" = $$ ] && continue
-		r=$(readlink "$p/root" 2>/dev/null) c=$(readlink "$p/cwd" 2>/dev/null)
-		case "$r/|$c/" in "$b"/*|*"|$b"/*) echo "process:${p#/proc/} root=$r cwd=$c" ;; esac
-		# a half-made init is still the runtime: its argv holds the id
-		tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF -- " $id" && echo "process:${p#/proc/} $(tr '\0' ' ' <"$p/cmdline")"
-	done
+	# a process rooted or working in the bundle (one ls for all of /proc)
+	ls -l /proc/[0-9]*/root /proc/[0-9]*/cwd 2>/dev/null | grep -F -- " -> $b" | sed 's/^/process: /'
+	# a half-made init is still the runtime: its argv holds the id
+	grep -lsaF -- "$id" /proc/[0-9]*/cmdline 2>/dev/null | grep -v "^/proc/\\($$\\|$BASHPID\\)/" | sed 's/^/process: /'
 }
 
 # refused DESC ERE VERB ID BUNDLE [CGROUP-NAME]: VERB fails with exit 1, stderr
