@@ -20,7 +20,9 @@ rootfs=$build/tests/helpers/rootfs
 bash "$src/tests/lib/mkrootfs.sh" "$rootfs" "$build/tests/helpers/moat-helper"
 
 tmp=$(mktemp -d /tmp/moat-bench.XXXXXX)
-trap 'rm -rf --one-file-system "$tmp"' EXIT
+# state roots under /run, where the runtimes keep them by default (/run/runc, /run/crun, /run/moat)
+state=$(mktemp -d /run/moat-bench-state.XXXXXX)
+trap 'rm -rf --one-file-system "$tmp" "$state"' EXIT
 mkdir -p "$tmp/bundle"
 cp -a "$rootfs" "$tmp/bundle/rootfs"
 jq '.process.args = ["/bin/true"]' "$src/tests/integration/config.json.in" >"$tmp/bundle/config.json"
@@ -32,9 +34,9 @@ echo "lifecycle of /bin/true (create, start, wait for init, delete), n=$n each, 
 rc=0
 echo
 echo "== pass 1: pure cgroup v1 view, every runtime"
-"$harness" -n "$n" -b "$tmp/bundle" -s "$tmp/state" -H -F "moat=$moat" "crun=$crun" "runc=$runc" || rc=$?
+"$harness" -n "$n" -b "$tmp/bundle" -s "$state/a" -H -F "moat=$moat" "crun=$crun" "runc=$runc" || rc=$?
 echo
 echo "== pass 2: the hybrid host as it is (crun refuses it)"
-"$harness" -n "$n" -b "$tmp/bundle" -s "$tmp/state2" "moat=$moat" "runc=$runc" || rc=$?
+"$harness" -n "$n" -b "$tmp/bundle" -s "$state/b" "moat=$moat" "runc=$runc" || rc=$?
 [ $rc -eq 0 ] || echo "bench: some runtime failed (see above)" >&2
 exit $rc
