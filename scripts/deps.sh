@@ -14,6 +14,9 @@ PACKAGES=(
 	libjansson-dev    # JSON (config.json, state)
 	libseccomp-dev    # seccomp filters
 	libcap-dev        # capabilities
+	libcurl4-openssl-dev # image pull (OCI distribution over HTTP(S))
+	libarchive-dev    # layer unpacking, image archives
+	libssl-dev        # libcrypto: sha256 of blobs
 	# --- tests ---
 	busybox-static    # the test rootfs userland
 	jq                # config.json edits in tests/integration
@@ -26,7 +29,11 @@ PACKAGES=(
 	runc              # bench peer, stand-in runtime for tests
 	containerd        # tests/integration/containerd.sh (ctr)
 	uidmap            # newuidmap/newgidmap for podman
-	skopeo            # OCI archives for containerd
+	skopeo            # OCI archives for containerd; fills the test registry
+	docker-registry   # a real registry on loopback for the image tests
+	apache2-utils     # htpasswd (bcrypt) for the registry auth test
+	zstd              # zstd-compressed layers in the image tests
+	umoci             # bench peer: umoci unpack
 	# --- bench ---
 	hyperfine         # ad-hoc comparisons (bench/run.sh uses its own harness)
 )

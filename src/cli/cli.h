@@ -25,3 +25,14 @@ int cli_fail(struct cli_globals *g, struct moat_error *err, const char *msg);
 int cli_signal_parse(const char *s, int *sig);
 int cli_size_parse(const char *s, int64_t *out); /* "100m", "1g", "-1" */
 void cli_runtime_usage(const char *prog);
+
+/* The `moat` face. */
+struct moat_globals {
+        const char *store;   /* image store: --store, $MOAT_STORE, /var/lib/moat */
+        const char *root;    /* container state: --root, /run/moat */
+        bool debug;
+};
+int cli_moat_image(struct moat_globals *g, int argc, char **argv, int idx); /* cli/image.c: ls inspect tag rm prune */
+int cli_image_import(struct moat_globals *g, int argc, char **argv, int idx); /* cli/image_import.c */
+int cli_image_pull(struct moat_globals *g, int argc, char **argv, int idx);   /* cli/image_pull.c */
+int cli_moat_run(struct moat_globals *g, int argc, char **argv, int idx);     /* cli/run.c */

@@ -93,9 +93,57 @@ static int runtime_main(const char *prog, int argc, char **argv, int idx)
 static void moat_usage(void)
 {
         printf("moat %s: isolated environments and OCI containers\n\n"
-               "Usage: moat runtime VERB ...   the OCI runtime (also installed as moat-runtime)\n"
-               "       moat version\n",
+               "Usage: moat [--store DIR] [--root DIR] [--debug] COMMAND ...\n\n"
+               "  run [OPTIONS] IMAGE [--] [CMD...]   a one-shot container from an image\n"
+               "  image pull|import|ls|inspect|tag|rm|prune\n"
+               "  runtime VERB ...                     the OCI runtime (also installed as moat-runtime)\n"
+               "  version\n",
                MOAT_VERSION);
+}
+
+static int moat_main(int argc, char **argv)
+{
+        struct moat_globals g = { .store = getenv("MOAT_STORE"), .root = MOAT_DEFAULT_ROOT };
+        if (!g.store || !*g.store)
+                g.store = "/var/lib/moat";
+        bool help = false, version = false;
+        const struct opt globals[] = {
+                { "store", 0, OPT_STR, &g.store, NULL },
+                { "root", 0, OPT_STR, &g.root, NULL },
+                { "debug", 0, OPT_BOOL, &g.debug, NULL },
+                { "help", 'h', OPT_BOOL, &help, NULL },
+                { "version", 'v', OPT_BOOL, &version, NULL },
+                { 0 },
+        };
+        int idx = 1;
+        char *msg = NULL;
+        if (args_parse(argc, argv, &idx, globals, "moat", &msg) < 0) {
+                fprintf(stderr, "moat: %s\n", msg ? msg : "bad arguments");
+                free(msg);
+                return 1;
+        }
+        moat_log_setup(-1, MOAT_LOG_TEXT, g.debug ? MOAT_LOG_DEBUG : MOAT_LOG_WARNING);
+        if (version || (idx < argc && strcmp(argv[idx], "version") == 0)) {
+                printf("moat %s\n", MOAT_VERSION);
+                return 0;
+        }
+        if (help || idx >= argc) {
+                moat_usage();
+                return help ? 0 : 1;
+        }
+        const char *verb = argv[idx++];
+        if (strcmp(verb, "runtime") == 0)
+                return runtime_main("moat-runtime", argc, argv, idx);
+        if (strcmp(verb, "image") == 0)
+                return cli_moat_image(&g, argc, argv, idx);
+        if (strcmp(verb, "run") == 0)
+                return cli_moat_run(&g, argc, argv, idx);
+        if (strcmp(verb, "help") == 0) {
+                moat_usage();
+                return 0;
+        }
+        fprintf(stderr, "moat: unknown command '%s' (see moat --help)\n", verb);
+        return 1;
 }
 
 int main(int argc, char **argv)
@@ -104,12 +152,5 @@ int main(int argc, char **argv)
         name = name ? name + 1 : argv[0];
         if (strstr(name, "runtime") || strcmp(name, "runc") == 0)
                 return runtime_main("moat-runtime", argc, argv, 1);
-        if (argc >= 2 && strcmp(argv[1], "runtime") == 0)
-                return runtime_main("moat-runtime", argc, argv, 2);
-        if (argc >= 2 && (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0)) {
-                printf("moat %s\n", MOAT_VERSION);
-                return 0;
-        }
-        moat_usage();
-        return argc >= 2 && strcmp(argv[1], "--help") != 0 && strcmp(argv[1], "-h") != 0 ? 1 : 0;
+        return moat_main(argc, argv);
 }
