@@ -58,6 +58,14 @@ int moat_find_executable(const char *file, char *const *env, char **out)
         if (!file || !*file)
                 return -ENOENT;
         if (strchr(file, '/')) {
+                /* As runc: a missing program fails `create`, not a later `start`. */
+                struct stat st;
+                if (stat(file, &st) < 0)
+                        return -errno;
+                if (!S_ISREG(st.st_mode))
+                        return -EACCES;
+                if (access(file, X_OK) < 0)
+                        return -errno;
                 *out = strdup(file);
                 return *out ? 0 : -ENOMEM;
         }
@@ -222,8 +230,11 @@ static void init_process(struct init_ctx *c, const char *state_json)
         _cleanup_free_ char *exe = NULL;
         r = moat_find_executable(p->args ? p->args[0] : NULL, p->env, &exe);
         if (r < 0) {
-                moat_error_set(&e, r, "cannot find '%s' in the container (PATH from process.env)",
-                               p->args && p->args[0] ? p->args[0] : "");
+                const char *a0 = p->args && p->args[0] ? p->args[0] : "";
+                if (strchr(a0, '/'))
+                        moat_error_set(&e, r, "'process.args[0]' '%s' cannot be run in the container", a0);
+                else
+                        moat_error_set(&e, r, "'process.args[0]' '%s' is not in the container's PATH", a0);
                 fail(c, e, r, "exec");
         }
         r = moat_rlimits_apply(p, &e);
