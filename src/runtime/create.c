@@ -25,7 +25,6 @@
 #include "runtime/container.h"
 #include "runtime/internal.h"
 #include "runtime/spawn.h"
-#include "runtime/state-creating.h"
 #include "runtime/state.h"
 #include "runtime/sync.h"
 

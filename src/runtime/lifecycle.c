@@ -20,7 +20,6 @@
 #include "linux/hooks.h"
 #include "runtime/container.h"
 #include "runtime/internal.h"
-#include "runtime/state-creating.h"
 #include "runtime/state.h"
 
 /* One container opened for a verb: its locked state dir and state. */

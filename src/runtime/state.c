@@ -15,7 +15,6 @@
 
 #include "core/path.h"
 #include "core/util.h"
-#include "runtime/state-creating.h"
 
 const char *moat_status_name(enum moat_status s)
 {

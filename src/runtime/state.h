@@ -53,6 +53,12 @@ enum moat_status moat_state_status(int dirfd, const struct moat_state *st);
 /* "2026-11-27T03:16:00.123456789Z" */
 char *moat_now_rfc3339(void);
 
+/* While `create` works, a "creating" marker file sits in the state dir, so a
+ * create killed half-way is known as such and `delete --force` cleans it up. */
+#define MOAT_CREATING_MARK "creating"
+int moat_state_mark_creating(int dirfd, bool on);
+bool moat_state_is_creating(int dirfd);
+
 #define MOAT_EXEC_FIFO "exec.fifo"
 #define MOAT_STATE_FILE "state.json"
 #define MOAT_CONFIG_COPY "config.json"
