@@ -612,6 +612,8 @@ int moat_container_run(const struct moat_runtime *rt, const struct moat_create_o
                 creation_free(&c);
                 return r;
         }
+        /* Let state, exec and kill at the container while it runs. */
+        closep(&c.dirfd);
         /* Started: it is "running" as soon as GO is sent (no exec fifo in run mode). */
         r = moat_sync_send(c.sync[0], SYNC_GO, 0, -1, NULL);
         closep(&c.sync[0]);

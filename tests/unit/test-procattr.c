@@ -267,7 +267,13 @@ static void test_lsm(void)
                          "SELinux off: warning names the label");
                 contains(out, "ret=0 ", "labels for absent LSMs are warnings, not errors");
         }
-        printf("# %s\n", out ? out : "(null)");
+        /* diagnostics: every line a TAP comment */
+        for (const char *l = out ? out : "(null)"; *l;) {
+                const char *nl = strchr(l, '\n');
+                int n = nl ? (int)(nl - l) : (int)strlen(l);
+                printf("# %.*s\n", n, l);
+                l += n + (nl ? 1 : 0);
+        }
 }
 
 int main(void)

@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Shared between store.c (blobs, layers, tmp) and store_images.c (images.json, prune). */
+#pragma once
+
+#include "image/image.h"
+
+struct store_tmpdir {
+        char *path; /* full path of a layer being unpacked, under tmp/ */
+        int fd;     /* the directory, flocked while in use */
+};
+
+struct moat_store {
+        char *root;
+        int rootfd, blobsfd, layersfd, tmpfd;
+        struct store_tmpdir *tmpdirs;
+        size_t n_tmpdirs;
+};
+
+/* The store lock (root/lock, flock LOCK_EX): images.json updates and prune.  Returns the fd. */
+int store_lock(struct moat_store *s, struct moat_error **err);
+/* Removes tmp/ entries no live process holds (flock) and, if min_age_s > 0, only those
+ * older than that.  Adds what it freed. */
+int store_clean_tmp(struct moat_store *s, int64_t min_age_s, uint64_t *bytes, size_t *items);
+/* Size of a file or tree (st_size of everything in it). */
+uint64_t store_du_at(int dirfd, const char *name);
