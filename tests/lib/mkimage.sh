@@ -81,7 +81,7 @@ cmd_layout() {
 	local work
 	work=$(mktemp -d "${TMPDIR:-/tmp}/mkimage.XXXXXX")
 	# shellcheck disable=SC2064
-	trap "rm -rf '$work'" RETURN
+	trap "rm -rf '$work'" EXIT
 	if [ -z "$rootfs" ] || [ ! -d "$rootfs" ]; then
 		rootfs=$work/minimal
 		minimal_rootfs "$rootfs"
