@@ -8,10 +8,11 @@
 #       vs `skopeo copy --src-tls-verify=false docker://... oci:TMP:TAG` + `umoci unpack`
 #   (c) a second `moat image pull` of the unchanged image into the same store
 # The image (built with tar + gzip, as tests/lib/mkimage.sh does): 1 = the busybox test rootfs,
-# 2 = 4 x 16 MiB random, 3 = 64 x 1 MiB random, 4 = ~100 MiB of compressible text,
+# 2 = 4 x 16 MiB random, 3 = 48 x 1 MiB random, 4 = ~100 MiB of compressible text,
 # 5 = 3000 small files (0.5-4 KiB, half random, half text); every layer gzip.
 # Env: BENCH_IMAGE_N, MOAT_BUILD_ROOT (default build/), MOAT_BIN (default $build/moat),
 #      BENCH_TMP (default /var/tmp: a disk, like the store; /tmp may be a tmpfs elsewhere),
+#      BENCH_IMAGE_DIR (keep the image there and reuse it if it is there already),
 #      BENCH_RESULTS (default bench/RESULTS.md; "-" does not write it).
 set -euo pipefail
 
@@ -40,7 +41,7 @@ now() { date +%s%N; }
 ms_since() { echo $(( ($(now) - $1) / 1000000 )); }
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print int((a[NR/2]+a[NR/2+1])/2)}'; }
 fmt_s() { awk -v m="$1" 'BEGIN {printf "%.2f s", m/1000}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", b > 0 ? a/b : 0}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}'; }
 
 # ---------------------------------------------------------------- the image
 build_image() {
@@ -50,7 +51,7 @@ build_image() {
 	cp -a "$rootfs/." "$w/l1/"
 	for i in 0 1 2 3; do head -c $((16 << 20)) /dev/urandom >"$w/l2/rand$i.bin"; done
 	mkdir -p "$w/l3/data"
-	for i in $(seq -w 0 63); do head -c $((1 << 20)) /dev/urandom >"$w/l3/data/chunk$i.bin"; done
+	for i in $(seq -w 0 47); do head -c $((1 << 20)) /dev/urandom >"$w/l3/data/chunk$i.bin"; done
 	python3 - "$w/l4" "$w/l5" <<'PY'
 import os, random, sys
 l4, l5 = sys.argv[1], sys.argv[2]
@@ -103,9 +104,11 @@ PY
 	rm -rf "$w"
 }
 
-img=$tmp/image
-echo "bench/image.sh: building the test image in $img" >&2
-build_image "$img"
+img=${BENCH_IMAGE_DIR:-$tmp/image}
+if [ ! -f "$img/index.json" ]; then
+	echo "bench/image.sh: building the test image in $img" >&2
+	build_image "$img"
+fi
 img_mb=$(du -sm --apparent-size "$img/blobs" | cut -f1)
 unpacked_mb=$(( $(for b in $(jq -r '.layers[].digest' "$img/blobs/sha256/$(jq -r '.manifests[0].digest' "$img/index.json" | cut -d: -f2)"); do
 	zcat "$img/blobs/sha256/${b#sha256:}" | wc -c; done | awk '{s += $1} END {print s}') >> 20 ))
@@ -157,7 +160,8 @@ echo "bench/image.sh: $n rounds + 1 warm-up, alternating" >&2
 for i in $(seq 0 "$n"); do
 	a=$(moat_import); read -r b c < <(peer_import)
 	d=$(moat_pull); e=$(moat_repull); read -r f g < <(peer_pull)
-	echo "  round $i${i/#0/ (warm-up)}: import moat $a ms, skopeo $b + umoci $c ms; pull moat $d ms, again $e ms, skopeo $f + umoci $g ms" >&2
+	wu=""; [ "$i" -eq 0 ] && wu=" (warm-up)"
+	echo "  round $i$wu: import moat $a ms, skopeo $b + umoci $c ms; pull moat $d ms, again $e ms, skopeo $f + umoci $g ms" >&2
 	[ "$i" -eq 0 ] && continue
 	mi+=("$a"); ps_i+=("$b"); pu_i+=("$c"); pt_i+=("$((b + c))")
 	mp+=("$d"); mr+=("$e"); ps_p+=("$f"); pu_p+=("$g"); pt_p+=("$((f + g))")

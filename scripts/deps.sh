@@ -17,6 +17,10 @@ PACKAGES=(
 	libcurl4-openssl-dev # image pull (OCI distribution over HTTP(S))
 	libarchive-dev    # layer unpacking, image archives
 	libssl-dev        # libcrypto: sha256 of blobs
+	libyaml-dev       # environment (Compose) files
+	libmnl-dev        # netlink: bridges, veths, addresses, routes
+	libnftables-dev   # the per-environment nftables policy
+	nftables          # nft, to inspect the policy in tests
 	# --- tests ---
 	busybox-static    # the test rootfs userland
 	jq                # config.json edits in tests/integration
@@ -34,6 +38,7 @@ PACKAGES=(
 	apache2-utils     # htpasswd (bcrypt) for the registry auth test
 	zstd              # zstd-compressed layers in the image tests
 	umoci             # bench peer: umoci unpack
+	iperf3            # bench: throughput through the policy
 	# --- bench ---
 	hyperfine         # ad-hoc comparisons (bench/run.sh uses its own harness)
 )
