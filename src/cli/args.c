@@ -93,3 +93,27 @@ int args_parse(int argc, char **argv, int *idx, const struct opt *opts, const ch
         *idx = i;
         return 0;
 }
+
+int args_parse_operand(int argc, char **argv, int idx, const struct opt *opts, const char *verb,
+                       const char **operand, char **errmsg)
+{
+        *operand = NULL;
+        while (idx < argc) {
+                int r = args_parse(argc, argv, &idx, opts, verb, errmsg);
+                if (r < 0)
+                        return r;
+                if (idx >= argc)
+                        break;
+                if (strcmp(argv[idx], "--") == 0) {
+                        idx++;
+                        continue;
+                }
+                if (*operand) {
+                        if (asprintf(errmsg, "%s: one at a time ('%s' and '%s')", verb, *operand, argv[idx]) < 0)
+                                *errmsg = NULL;
+                        return -EINVAL;
+                }
+                *operand = argv[idx++];
+        }
+        return 0;
+}

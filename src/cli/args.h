@@ -18,3 +18,8 @@ struct opt {
 /* Parses argv[*idx...] against opts; on return *idx is the first operand.
  * Errors print "moat-runtime VERB: ..." through the caller's err string. */
 int args_parse(int argc, char **argv, int *idx, const struct opt *opts, const char *verb, char **errmsg);
+
+/* Options before and after exactly one operand ("moat image pull REF --insecure").
+ * *operand stays NULL when none is given; a second operand is an error. */
+int args_parse_operand(int argc, char **argv, int idx, const struct opt *opts, const char *verb,
+                       const char **operand, char **errmsg);

@@ -37,24 +37,11 @@ int cli_image_import(struct moat_globals *g, int argc, char **argv, int idx)
                 { "help", 'h', OPT_BOOL, &help, NULL },
                 { 0 },
         };
-        while (idx < argc) { /* options before and after PATH */
-                char *msg = NULL;
-                if (args_parse(argc, argv, &idx, opts, "import", &msg) < 0) {
-                        fprintf(stderr, "moat image import: %s\n", msg ? msg : "bad arguments");
-                        free(msg);
-                        return 1;
-                }
-                if (idx >= argc)
-                        break;
-                if (strcmp(argv[idx], "--") == 0) {
-                        idx++;
-                        continue;
-                }
-                if (path) {
-                        fprintf(stderr, "moat image import: one archive at a time ('%s' and '%s')\n", path, argv[idx]);
-                        return 1;
-                }
-                path = argv[idx++];
+        char *msg = NULL;
+        if (args_parse_operand(argc, argv, idx, opts, "import", &path, &msg) < 0) {
+                fprintf(stderr, "moat image %s\n", msg ? msg : "import: bad arguments");
+                free(msg);
+                return 1;
         }
         if (help) {
                 import_usage();

@@ -60,25 +60,11 @@ int cli_image_pull(struct moat_globals *g, int argc, char **argv, int idx)
                 { "help", 'h', OPT_BOOL, &help, NULL },
                 { 0 },
         };
-        /* options may come before and after REF */
-        while (idx < argc) {
-                char *msg = NULL;
-                if (args_parse(argc, argv, &idx, opts, "pull", &msg) < 0) {
-                        fprintf(stderr, "moat image pull: %s\n", msg ? msg : "bad arguments");
-                        free(msg);
-                        return 1;
-                }
-                if (idx >= argc)
-                        break;
-                if (strcmp(argv[idx], "--") == 0) {
-                        idx++;
-                        continue;
-                }
-                if (ref) {
-                        fprintf(stderr, "moat image pull: one image at a time ('%s' and '%s')\n", ref, argv[idx]);
-                        return 1;
-                }
-                ref = argv[idx++];
+        char *msg = NULL;
+        if (args_parse_operand(argc, argv, idx, opts, "pull", &ref, &msg) < 0) {
+                fprintf(stderr, "moat image %s\n", msg ? msg : "pull: bad arguments");
+                free(msg);
+                return 1;
         }
         if (help) {
                 pull_usage();

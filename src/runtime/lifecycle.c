@@ -40,8 +40,8 @@ static void opened_close(struct opened *o)
         o->rootfd = o->dirfd = -EBADF;
 }
 
-static int open_container(const struct moat_runtime *rt, const char *id, bool shared, bool want_cgroup,
-                          struct opened *o, struct moat_error **err)
+/* The common start of every verb: a valid id and the state root. */
+static int open_root(const struct moat_runtime *rt, const char *id, struct opened *o, struct moat_error **err)
 {
         memset(o, 0, sizeof(*o));
         o->rootfd = o->dirfd = -EBADF;
@@ -54,6 +54,15 @@ static int open_container(const struct moat_runtime *rt, const char *id, bool sh
                         return moat_error_input(err, ENOENT, "container '%s' does not exist", id);
                 return moat_error_set(err, errno, "cannot open state root '%s'", rt->root);
         }
+        return 0;
+}
+
+static int open_container(const struct moat_runtime *rt, const char *id, bool shared, bool want_cgroup,
+                          struct opened *o, struct moat_error **err)
+{
+        int r = open_root(rt, id, o, err);
+        if (r < 0)
+                return r;
         r = moat_state_dir_open(o->rootfd, id, shared, &o->dirfd, err);
         if (r < 0)
                 return r;
@@ -73,17 +82,9 @@ static int open_container(const struct moat_runtime *rt, const char *id, bool sh
 static int open_container_nowait(const struct moat_runtime *rt, const char *id, struct opened *o,
                                  struct moat_error **err)
 {
-        memset(o, 0, sizeof(*o));
-        o->rootfd = o->dirfd = -EBADF;
-        int r = moat_id_validate(id, err);
+        int r = open_root(rt, id, o, err);
         if (r < 0)
                 return r;
-        o->rootfd = open(rt->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (o->rootfd < 0) {
-                if (errno == ENOENT)
-                        return moat_error_input(err, ENOENT, "container '%s' does not exist", id);
-                return moat_error_set(err, errno, "cannot open state root '%s'", rt->root);
-        }
         _cleanup_close_ int fd = openat(o->rootfd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0) {
                 if (errno == ENOENT)
