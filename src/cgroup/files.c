@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -236,6 +237,24 @@ int cg_hugepages_check(const struct moat_resources *res, struct moat_error **err
                         return moat_error_input(err, EINVAL,
                                                 "'hugepageLimits[%zu]': page size '%s' is not supported by this host "
                                                 "(no %s)", i, ps, p);
+        }
+        return 0;
+}
+
+int cg_hugepages_write(int fd, const struct moat_resources *res, const char *suffix, struct moat_error **err)
+{
+        for (size_t i = 0; i < res->n_hugepages; i++) {
+                const struct moat_hugepage_limit *h = &res->hugepages[i];
+                char file[96];
+                if (!h->page_size || strchr(h->page_size, '/') || strlen(h->page_size) > 32)
+                        return moat_error_input(err, EINVAL, "'hugepageLimits[%zu].pageSize' is not valid", i);
+                snprintf(file, sizeof(file), "hugetlb.%s.%s", h->page_size, suffix);
+                if (!cg_has_file(fd, file))
+                        return moat_error_input(err, EINVAL, "'hugepageLimits[%zu]': page size '%s' is not supported",
+                                                i, h->page_size);
+                int r = cg_writef(fd, file, "hugepageLimits.limit", err, "%" PRIu64, h->limit);
+                if (r < 0)
+                        return r;
         }
         return 0;
 }

@@ -95,6 +95,8 @@ int cg_read_procs_recursive(int dirfd, pid_t **pids, size_t *n);
 
 /* Each hugepageLimits pageSize is a size the host kernel has (/sys/kernel/mm/hugepages). */
 int cg_hugepages_check(const struct moat_resources *res, struct moat_error **err);
+/* hugetlb.<size>.<suffix> for each hugepageLimits entry (suffix: limit_in_bytes on v1, max on v2). */
+int cg_hugepages_write(int fd, const struct moat_resources *res, const char *suffix, struct moat_error **err);
 
 /* stats.c */
 int cg_v1_stats(struct moat_cgroup *cg, json_t *data, struct moat_error **err);

@@ -271,18 +271,8 @@ static int apply_hugetlb(struct moat_cgroup *cg, const struct moat_resources *re
                 return r;
         if ((r = need(cg, "hugetlb", "hugepageLimits", &d, err)) < 0)
                 return r;
-        for (size_t i = 0; i < res->n_hugepages; i++) {
-                const struct moat_hugepage_limit *h = &res->hugepages[i];
-                char file[96];
-                if (!h->page_size || strchr(h->page_size, '/') || strlen(h->page_size) > 32)
-                        return moat_error_input(err, EINVAL, "'hugepageLimits[%zu].pageSize' is not valid", i);
-                snprintf(file, sizeof(file), "hugetlb.%s.limit_in_bytes", h->page_size);
-                if (!cg_has_file(d->fd, file))
-                        return moat_error_input(err, EINVAL, "'hugepageLimits[%zu]': page size '%s' is not supported",
-                                                i, h->page_size);
-                if ((r = cg_writef(d->fd, file, "hugepageLimits.limit", err, "%" PRIu64, h->limit)) < 0)
-                        return r;
-        }
+        if ((r = cg_hugepages_write(d->fd, res, "limit_in_bytes", err)) < 0)
+                return r;
         return 0;
 }
 

@@ -194,18 +194,8 @@ static int v2_apply(struct moat_cgroup *cg, const struct moat_resources *res, bo
         }
         if ((r = apply_io(d->fd, res, err)) < 0 || (r = cg_hugepages_check(res, err)) < 0)
                 return r;
-        for (size_t i = 0; i < res->n_hugepages; i++) {
-                const struct moat_hugepage_limit *h = &res->hugepages[i];
-                char file[96];
-                if (!h->page_size || strchr(h->page_size, '/') || strlen(h->page_size) > 32)
-                        return moat_error_input(err, EINVAL, "'hugepageLimits[%zu].pageSize' is not valid", i);
-                snprintf(file, sizeof(file), "hugetlb.%s.max", h->page_size);
-                if (!cg_has_file(d->fd, file))
-                        return moat_error_input(err, EINVAL, "'hugepageLimits[%zu]': page size '%s' is not supported",
-                                                i, h->page_size);
-                if ((r = cg_writef(d->fd, file, "hugepageLimits.limit", err, "%" PRIu64, h->limit)) < 0)
-                        return r;
-        }
+        if ((r = cg_hugepages_write(d->fd, res, "max", err)) < 0)
+                return r;
         if (res->n_devices && (r = cg_ebpf_devices_install(d->fd, res->devices, res->n_devices, err)) < 0)
                 return r;
         if (res->network.has_class_id || res->network.n_priorities)
