@@ -20,7 +20,9 @@ int moat_sync_send(int sock, uint32_t type, int32_t value, int fd, const char *t
         size_t len = sizeof(m);
         memcpy(buf, &m, sizeof(m));
         if (text) {
-                size_t t = strnlen(text, MOAT_SYNC_TEXT_MAX);
+                size_t t = strnlen(text, MOAT_SYNC_TEXT_MAX + 1);
+                if (t > MOAT_SYNC_TEXT_MAX)
+                        return -EMSGSIZE; /* never a truncated state document */
                 memcpy(buf + len, text, t);
                 len += t;
         }
@@ -82,5 +84,13 @@ int moat_sync_expect(int sock, uint32_t type, struct moat_sync_msg *m, int *fd, 
 void moat_sync_send_error(int sock, const struct moat_error *e, int errnum, const char *fallback)
 {
         int code = e ? e->code : (errnum < 0 ? -errnum : errnum);
-        (void)moat_sync_send(sock, SYNC_ERROR, code, -1, e && e->msg ? e->msg : fallback);
+        const char *msg = e && e->msg ? e->msg : fallback;
+        if (msg && strlen(msg) > MOAT_SYNC_TEXT_MAX) {
+                /* an error message may be cut (a state document may not) */
+                char *cut = strndup(msg, MOAT_SYNC_TEXT_MAX);
+                (void)moat_sync_send(sock, SYNC_ERROR, code, -1, cut ? cut : fallback);
+                free(cut);
+                return;
+        }
+        (void)moat_sync_send(sock, SYNC_ERROR, code, -1, msg);
 }

@@ -28,7 +28,7 @@ struct moat_sync_msg {
 #define MOAT_SYNC_TEXT_MAX 60000
 
 int moat_sync_pair(int fds[2]);
-/* fd < 0: no fd.  text may be NULL. */
+/* fd < 0: no fd.  text may be NULL; longer than MOAT_SYNC_TEXT_MAX: -EMSGSIZE. */
 int moat_sync_send(int sock, uint32_t type, int32_t value, int fd, const char *text);
 /* Receives one message; *fd gets an attached fd or -EBADF; *text (if non-NULL) a
  * malloc'ed NUL-terminated text or NULL.  -ECONNRESET when the peer is gone. */
