@@ -260,16 +260,19 @@ static void init_process(struct init_ctx *c, const char *state_json)
         r = moat_sync_send(c->sync, SYNC_READY, 0, -1, NULL);
         if (r < 0)
                 _exit(1);
+        /* `start` opens the fifo for reading, which lets our open return.  We
+         * then run the startContainer hooks, write one byte, and execve: the
+         * write end is O_CLOEXEC, so `start` reads the byte and then EOF once
+         * the user's process runs (runtime-spec: startContainer hooks, the
+         * process, then poststart hooks). */
+        int fifo = -EBADF;
         if (c->wait_go) {
                 expect_go(c, NULL);
         } else {
                 char path[32];
-                int fd = open(fd_path(c->fifo_fd, path), O_WRONLY | O_CLOEXEC);
-                if (fd < 0)
+                fifo = open(fd_path(c->fifo_fd, path), O_WRONLY | O_CLOEXEC);
+                if (fifo < 0)
                         _exit(1);
-                if (write_all(fd, "0", 1) < 0)
-                        _exit(1);
-                close(fd);
                 closep(&c->fifo_fd);
         }
         closep(&c->sync);
@@ -281,6 +284,8 @@ static void init_process(struct init_ctx *c, const char *state_json)
                 }
         }
         umask(p->has_umask ? p->umask : 022);
+        if (fifo >= 0 && write_all(fifo, "0", 1) < 0)
+                _exit(1);
         execve(exe, p->args, p->env ? p->env : (char *[]){ NULL });
         int saved = errno;
         fprintf(stderr, "moat: cannot exec '%s': %s\n", exe, strerror(saved));

@@ -149,9 +149,11 @@ int moat_container_start(const struct moat_runtime *rt, const char *id, struct m
                 goto out;
         }
         /* The init is blocked opening the fifo for writing; our open released it.
-         * Wait for its byte, or for it to die. */
+         * It runs the startContainer hooks, writes one byte and execs; its
+         * end is close-on-exec, so the byte and then EOF mean "the process
+         * runs".  EOF without the byte, or its death first, is a failure. */
         struct pollfd p[2] = { { .fd = fifo, .events = POLLIN }, { .fd = pidfd, .events = POLLIN } };
-        char byte = 0;
+        bool got_byte = false;
         for (;;) {
                 int n = poll(p, 2, -1);
                 if (n < 0 && errno == EINTR)
@@ -160,16 +162,27 @@ int moat_container_start(const struct moat_runtime *rt, const char *id, struct m
                         r = moat_error_set(err, errno, "starting container '%s'", id);
                         goto out;
                 }
-                if (p[0].revents & POLLIN) {
-                        if (read(fifo, &byte, 1) == 1)
+                if (p[0].revents & (POLLIN | POLLHUP)) {
+                        char byte;
+                        ssize_t got = read(fifo, &byte, 1);
+                        if (got == 1) {
+                                got_byte = true;
+                                continue;
+                        }
+                        if (got == 0) /* the writer is gone: exec'd, or died */
                                 break;
+                        if (got < 0 && errno != EAGAIN && errno != EINTR) {
+                                r = moat_error_set(err, errno, "starting container '%s'", id);
+                                goto out;
+                        }
                 }
-                if (p[1].revents) {
-                        r = moat_error_input(err, ECHILD, "cannot start container '%s': its init exited", id);
-                        goto out;
-                }
-                if (p[0].revents & POLLHUP) /* writer came and went: it wrote nothing */
-                        p[0].fd = -1;
+                if (p[1].revents) /* the init ended (a quick process, or a failure) */
+                        break;
+        }
+        if (!got_byte) {
+                r = moat_error_input(err, ECHILD, "cannot start container '%s': its init exited before its process "
+                                     "started (a failing startContainer hook?)", id);
+                goto out;
         }
         (void)unlinkat(o.dirfd, MOAT_EXEC_FIFO, 0);
         struct moat_spec *spec = NULL;
