@@ -120,48 +120,55 @@ bash "$src/tests/lib/mkimage.sh" push "$img" "$tag" "$ref"
 
 run_quiet() { "$@" >"$tmp/out.log" 2>&1 || { echo "bench/image.sh: failed: $*" >&2; cat "$tmp/out.log" >&2; exit 1; }; }
 
-# one timed round of each; prints ms
+# One timed run of each; prints ms.  Every run writes into fresh directories of its own round
+# ($tmp/r<i>/...), all removed at the end: removing a store just before the next run would make
+# ext4 search past the recently deleted inodes for every file the next run creates (seen in
+# perf as ext4_create -> recently_deleted), slowing whoever runs next.  With less than 20 GB
+# free, each round's directories are removed after the round instead.  A `sync` before each
+# run: moat's syncfs would otherwise also write back what the run before it left dirty.
 moat_import() {
-	rm -rf --one-file-system "$tmp/store"; sync
-	local t; t=$(now)
-	run_quiet "$moat" --store "$tmp/store" image import "$img" --name bench/image:$tag
+	local t; sync; t=$(now)
+	run_quiet "$moat" --store "$r/store-i" image import "$img" --name bench/image:$tag
 	ms_since "$t"
 }
 peer_import() { # prints "skopeo_ms umoci_ms"
-	rm -rf --one-file-system "$tmp/oci" "$tmp/bundle"; sync
-	local t a; t=$(now)
-	run_quiet skopeo --insecure-policy copy -q "oci:$img:$tag" "oci:$tmp/oci:$tag"
+	local t a; sync; t=$(now)
+	run_quiet skopeo --insecure-policy copy -q "oci:$img:$tag" "oci:$r/oci-i:$tag"
 	a=$(ms_since "$t"); t=$(now)
-	run_quiet umoci unpack --image "$tmp/oci:$tag" "$tmp/bundle"
+	run_quiet umoci unpack --image "$r/oci-i:$tag" "$r/bundle-i"
 	echo "$a $(ms_since "$t")"
 }
 moat_pull() {
-	rm -rf --one-file-system "$tmp/store"; sync
-	local t; t=$(now)
-	run_quiet "$moat" --store "$tmp/store" image pull -q --insecure "$ref"
+	local t; sync; t=$(now)
+	run_quiet "$moat" --store "$r/store-p" image pull -q --insecure "$ref"
 	ms_since "$t"
 }
 moat_repull() {
-	local t; t=$(now)
-	run_quiet "$moat" --store "$tmp/store" image pull -q --insecure "$ref"
+	local t; sync; t=$(now)
+	run_quiet "$moat" --store "$r/store-p" image pull -q --insecure "$ref"
 	ms_since "$t"
 }
 peer_pull() {
-	rm -rf --one-file-system "$tmp/oci" "$tmp/bundle"; sync
-	local t a; t=$(now)
-	run_quiet skopeo --insecure-policy copy -q --src-tls-verify=false "docker://$ref" "oci:$tmp/oci:$tag"
+	local t a; sync; t=$(now)
+	run_quiet skopeo --insecure-policy copy -q --src-tls-verify=false "docker://$ref" "oci:$r/oci-p:$tag"
 	a=$(ms_since "$t"); t=$(now)
-	run_quiet umoci unpack --image "$tmp/oci:$tag" "$tmp/bundle"
+	run_quiet umoci unpack --image "$r/oci-p:$tag" "$r/bundle-p"
 	echo "$a $(ms_since "$t")"
 }
+keep=1
+[ "$(df --output=avail -B1G "$tmp" | tail -1)" -ge 20 ] || keep=0
 
 mi=() ps_i=() pu_i=() pt_i=() mp=() mr=() ps_p=() pu_p=() pt_p=()
 echo "bench/image.sh: $n rounds + 1 warm-up, alternating" >&2
 for i in $(seq 0 "$n"); do
+	r=$tmp/r$i
+	mkdir -p "$r"
+	sync
 	a=$(moat_import); read -r b c < <(peer_import)
 	d=$(moat_pull); e=$(moat_repull); read -r f g < <(peer_pull)
 	wu=""; [ "$i" -eq 0 ] && wu=" (warm-up)"
 	echo "  round $i$wu: import moat $a ms, skopeo $b + umoci $c ms; pull moat $d ms, again $e ms, skopeo $f + umoci $g ms" >&2
+	[ "$keep" = 1 ] || rm -rf --one-file-system "$r"
 	[ "$i" -eq 0 ] && continue
 	mi+=("$a"); ps_i+=("$b"); pu_i+=("$c"); pt_i+=("$((b + c))")
 	mp+=("$d"); mr+=("$e"); ps_p+=("$f"); pu_p+=("$g"); pt_p+=("$((f + g))")

@@ -139,7 +139,8 @@ static int one_lifecycle(struct runtime *r, const char *bundle, int iter, bool r
         pid_t init;
 
         snprintf(id, sizeof id, "bench-%s-%d-%d", r->name, (int)getpid(), iter);
-        snprintf(pidfile, sizeof pidfile, "%s/%s.pid", r->root, id);
+        if (snprintf(pidfile, sizeof pidfile, "%s/%s.pid", r->root, id) >= (int)sizeof pidfile)
+                return -1;
         unlink(pidfile);
 
         t[0] = now_ms();
@@ -336,8 +337,10 @@ int main(int argc, char **argv)
                         fprintf(stderr, "%s: '%s' is not executable: skipped\n", r->name, r->path ? r->path : "");
                         r->failed = true;
                 }
-                if (snprintf(r->root, sizeof r->root, "%s/%s", statedir, r->name) >= (int)sizeof r->root ||
-                    snprintf(r->errlog, sizeof r->errlog, "%s/%s.stderr", statedir, r->name) >= (int)sizeof r->errlog)
+                char name[sizeof r->name]; /* a copy: gcc cannot tell r->name from r->root apart */
+                memcpy(name, r->name, sizeof name);
+                if (snprintf(r->root, sizeof r->root, "%s/%s", statedir, name) >= (int)sizeof r->root ||
+                    snprintf(r->errlog, sizeof r->errlog, "%s/%s.stderr", statedir, name) >= (int)sizeof r->errlog)
                         usage();
                 mkdir(statedir, 0700);
                 mkdir(r->root, 0700);

@@ -36,3 +36,4 @@ int cli_moat_image(struct moat_globals *g, int argc, char **argv, int idx); /* c
 int cli_image_import(struct moat_globals *g, int argc, char **argv, int idx); /* cli/image_import.c */
 int cli_image_pull(struct moat_globals *g, int argc, char **argv, int idx);   /* cli/image_pull.c */
 int cli_moat_run(struct moat_globals *g, int argc, char **argv, int idx);     /* cli/run.c */
+int cli_env_config(struct moat_globals *g, int argc, char **argv, int idx);    /* cli/env_config.c */

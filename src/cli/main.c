@@ -138,6 +138,8 @@ static int moat_main(int argc, char **argv)
                 return cli_moat_image(&g, argc, argv, idx);
         if (strcmp(verb, "run") == 0)
                 return cli_moat_run(&g, argc, argv, idx);
+        if (strcmp(verb, "config") == 0)
+                return cli_env_config(&g, argc, argv, idx);
         if (strcmp(verb, "help") == 0) {
                 moat_usage();
                 return 0;

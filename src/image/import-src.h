@@ -40,3 +40,8 @@ int import_src_stat(struct import_src *src, const char *name, struct import_entr
 /* Writes the blobs to store temp files, checks every digest, and commits them all or none. */
 int import_src_fetch(struct moat_store *s, struct import_src *src, const struct import_blob *blobs, size_t n,
                      struct moat_error **err);
+
+/* A directory source only: the file `name` opened (read-only, inside the directory), or -errno
+ * with err set; and its whole content written to w (which hashes it). */
+int import_src_open_file(struct import_src *src, const char *name, struct moat_error **err);
+int import_src_copy(struct import_src *src, const char *name, struct moat_blob_writer *w, struct moat_error **err);

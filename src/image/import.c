@@ -4,16 +4,19 @@
  * Layers as legacy "<id>/layer.tar" paths or "blobs/sha256/<hex>").
  *
  * Per image: the small documents (index, manifest, config) are read and checked
- * against their digests first; then every layer blob is written to a store temp
- * file while being hashed, and only when all of them match is any committed, so a
- * corrupted blob leaves nothing in blobs/ or layers/.  Then the layers are unpacked
- * (those already in the store skipped), each diff id checked against the config. */
+ * against their digests first.  Then every layer needing work is a job, all run in
+ * parallel threads: copy the blob to a store temp file while hashing it (a directory
+ * source; a tar is read once for all its blobs beforehand) and unpack the layer into
+ * its own temp dir, its diff id checked against the config.  Only when every job
+ * succeeded is anything committed (one sync, then the renames), so a corrupted blob
+ * leaves nothing in blobs/ or layers/. */
 #include "image/image.h"
 
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +28,7 @@
 #include "core/path.h"
 #include "core/util.h"
 #include "image/import-src.h"
+#include "image/store-internal.h"
 
 #define MT_OCI_CONFIG "application/vnd.oci.image.config.v1+json"
 #define MT_OCI_LAYER "application/vnd.oci.image.layer.v1.tar"
@@ -403,70 +407,217 @@ static char *docker_manifest(const struct plan *p)
 
 /* ---------------------------------------------------------------- store */
 
-static int import_plan(struct moat_store *s, struct import_src *src, struct plan *p, struct moat_error **err)
+/* One layer of the plan that needs work: its blob (dir sources: copied and verified by the
+ * worker; tar sources: fetched before, in one pass over the tar) and/or its unpacked tree. */
+struct job {
+        struct import_src *src;
+        struct moat_store *s;
+        const struct plan_layer *l;
+        struct moat_blob_writer *w; /* the blob to copy and verify here; NULL if not needed or fetched */
+        char *tmpdir;               /* the layer to unpack; NULL if in the store already */
+        int dirfd;
+        int ret, copy_ret;                /* of the unpack, of the copy */
+        struct moat_error *err, *copy_err;
+};
+
+struct jobs {
+        struct job *v;
+        size_t n;
+        size_t next; /* the next task to take (see worker), under lock */
+        pthread_mutex_t lock;
+};
+
+/* The blob of a directory source: copied to its store temp file, hashed on the way, verified. */
+static int job_copy(struct job *j)
 {
-        /* 1. layer blobs into temp files, all verified before any is committed */
-        struct import_blob *blobs = calloc(p->n_layers + 1, sizeof(*blobs));
-        if (!blobs)
-                return -ENOMEM;
-        size_t nb = 0;
-        for (size_t i = 0; i < p->n_layers; i++) {
-                bool dup = false;
-                for (size_t j = 0; j < nb; j++)
-                        dup |= STREQ(blobs[j].digest, p->layers[i].digest);
-                if (dup || (moat_store_has_blob(s, p->layers[i].digest) && moat_store_has_layer(s, p->layers[i].diff_id)))
-                        continue;
-                blobs[nb].path = p->layers[i].path;
-                blobs[nb].digest = p->layers[i].digest;
-                nb++;
-        }
-        int r = import_src_fetch(s, src, blobs, nb, err);
-        free(blobs);
+        char got[72] = "";
+        int r = import_src_copy(j->src, j->l->path, j->w, &j->copy_err);
         if (r < 0)
                 return r;
+        r = store_blob_writer_verify(j->w, got, NULL);
+        if (r == -EBADMSG)
+                return moat_error_input(&j->copy_err, -EBADMSG, "'%s': blob '%s' is corrupt (its content hashes to '%s')",
+                                        j->src->path, j->l->path, got);
+        if (r < 0)
+                return moat_error_set(&j->copy_err, r, "'%s': blob '%s'", j->src->path, j->l->path);
+        return 0;
+}
 
-        /* 2. config and manifest */
-        char got[72];
-        if ((r = moat_store_put_blob(s, p->config, p->config_len, got, err)) < 0)
+/* The layer unpacked into its temp dir and its diff id checked.  A directory source is read
+ * again (from the page cache, at the same time as the copy runs in another thread) rather
+ * than the temp copy: what is unpacked is checked against the config's diff id all the same,
+ * whatever was read; a tar source's blobs were committed to the store beforehand. */
+static int job_unpack(struct job *j)
+{
+        int r;
+        _cleanup_close_ int fd = -EBADF;
+        if (j->src->dirfd >= 0)
+                fd = import_src_open_file(j->src, j->l->path, &j->err);
+        else if ((r = moat_store_blob_open(j->s, j->l->digest, &fd, &j->err)) < 0)
                 return r;
-        if (!p->manifest) {
-                if (!(p->manifest = docker_manifest(p)))
-                        return -ENOMEM;
-                p->manifest_len = strlen(p->manifest);
-        }
-        char mdigest[72];
-        if ((r = moat_store_put_blob(s, p->manifest, p->manifest_len, mdigest, err)) < 0)
-                return r;
+        if (fd < 0)
+                return fd;
+        char diff[72] = "";
+        if ((r = moat_layer_unpack(fd, j->dirfd, diff, &j->err)) < 0)
+                return moat_error_prefix(&j->err, r, "'%s': layer '%s'", j->src->path, j->l->digest);
+        if (!STREQ(diff, j->l->diff_id))
+                return moat_error_input(&j->err, -EBADMSG, "'%s': layer '%s' unpacks to '%s', not the config's diff id '%s'",
+                                        j->src->path, j->l->digest, diff, j->l->diff_id);
+        return 0;
+}
 
-        /* 3. layers */
-        for (size_t i = 0; i < p->n_layers; i++) {
-                struct plan_layer *l = &p->layers[i];
-                if (moat_store_has_layer(s, l->diff_id))
+/* Tasks 0..n-1 unpack job i (the long ones, first), n..2n-1 copy the blob of job i-n. */
+static void *worker(void *arg)
+{
+        struct jobs *js = arg;
+        for (;;) {
+                pthread_mutex_lock(&js->lock);
+                size_t t = js->next < 2 * js->n ? js->next++ : 2 * js->n;
+                pthread_mutex_unlock(&js->lock);
+                if (t >= 2 * js->n)
+                        return NULL;
+                struct job *j = &js->v[t % js->n];
+                bool copy = t >= js->n;
+                if (copy ? !j->w : !j->tmpdir)
                         continue;
-                _cleanup_close_ int bfd = -EBADF;
-                if ((r = moat_store_blob_open(s, l->digest, &bfd, err)) < 0)
-                        return r;
-                _cleanup_free_ char *tmp = NULL;
-                if ((r = moat_store_layer_begin(s, &tmp, err)) < 0)
-                        return r;
-                _cleanup_close_ int dfd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                char diff[72] = "";
-                if (dfd < 0)
-                        r = moat_error_set(err, errno, "cannot open '%s'", tmp);
-                else if ((r = moat_layer_unpack(bfd, dfd, diff, err)) < 0)
-                        moat_error_prefix(err, r, "'%s': layer '%s'", src->path, l->digest);
-                else if (!STREQ(diff, l->diff_id))
-                        r = moat_error_input(err, -EBADMSG, "'%s': layer '%s' unpacks to '%s', not the config's diff id '%s'",
-                                             src->path, l->digest, diff, l->diff_id);
+                int64_t t0 = now_ns();
+                if (copy)
+                        j->copy_ret = job_copy(j);
                 else
-                        r = moat_store_layer_commit(s, tmp, l->diff_id, err);
-                if (r < 0) {
-                        moat_store_layer_abort(s, tmp);
-                        return r;
+                        j->ret = job_unpack(j);
+                moat_debug("image import: layer %s %s in %.0f ms", j->l->digest, copy ? "copied" : "unpacked",
+                           (double)(now_ns() - t0) / 1e6);
+        }
+}
+
+/* Runs the tasks on up to max(nproc, 4) threads (the layers are independent until stacked: each
+ * has its own temp dir), the calling thread one of them. */
+static void jobs_run(struct jobs *js)
+{
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        size_t nt = (size_t)(cpus > 4 ? cpus : 4);
+        if (nt > 2 * js->n)
+                nt = 2 * js->n;
+        pthread_t *t = calloc(nt ? nt : 1, sizeof(*t));
+        size_t started = 0;
+        for (size_t i = 1; t && i < nt; i++, started++)
+                if (pthread_create(&t[started], NULL, worker, js) != 0)
+                        break;
+        worker(js);
+        for (size_t i = 0; i < started; i++)
+                pthread_join(t[i], NULL);
+        free(t);
+}
+
+static int import_plan(struct moat_store *s, struct import_src *src, struct plan *p, struct moat_error **err)
+{
+        /* 1. what needs doing: blobs missing (each digest once), layers not yet unpacked */
+        struct jobs js = { .v = calloc(p->n_layers + 1, sizeof(struct job)) };
+        struct import_blob *blobs = calloc(p->n_layers + 1, sizeof(*blobs));
+        size_t nb = 0;
+        int r = js.v && blobs ? 0 : -ENOMEM;
+        for (size_t i = 0; i < p->n_layers && r >= 0; i++) {
+                const struct plan_layer *l = &p->layers[i];
+                bool dup = false, has_layer = moat_store_has_layer(s, l->diff_id);
+                for (size_t j = 0; j < js.n; j++) {
+                        dup |= STREQ(js.v[j].l->digest, l->digest);
+                        has_layer |= js.v[j].tmpdir && STREQ(js.v[j].l->diff_id, l->diff_id); /* unpacked once */
+                }
+                if (dup || (moat_store_has_blob(s, l->digest) && has_layer))
+                        continue;
+                struct job *j = &js.v[js.n++];
+                *j = (struct job){ .src = src, .s = s, .l = l, .dirfd = -EBADF };
+                if (!moat_store_has_blob(s, l->digest)) {
+                        if (src->dirfd < 0) {
+                                blobs[nb].path = l->path;
+                                blobs[nb].digest = l->digest;
+                                nb++;
+                        } else {
+                                r = moat_blob_writer_new(s, l->digest, &j->w, err);
+                                if (r >= 0 && moat_blob_writer_offset(j->w) > 0) { /* an earlier pull's partial one */
+                                        moat_blob_writer_free(j->w, true);
+                                        j->w = NULL;
+                                        r = moat_blob_writer_new(s, l->digest, &j->w, err);
+                                }
+                        }
+                }
+                if (r >= 0 && !has_layer && (r = moat_store_layer_begin(s, &j->tmpdir, err)) >= 0 &&
+                    (j->dirfd = open(j->tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+                        r = moat_error_set(err, errno, "cannot open '%s'", j->tmpdir);
+        }
+        /* a tar is read in one pass for all its blobs, committed all or none, before the unpacking */
+        if (r >= 0 && nb > 0)
+                r = import_src_fetch(s, src, blobs, nb, err);
+        free(blobs);
+
+        /* 2. copy, verify and unpack every layer at once */
+        if (r >= 0 && js.n > 0) {
+                pthread_mutex_init(&js.lock, NULL);
+                jobs_run(&js);
+                pthread_mutex_destroy(&js.lock);
+                /* the first failure in layer order; a corrupt blob rather than what it unpacks to */
+                for (size_t i = 0; i < js.n && r >= 0; i++) {
+                        bool c = js.v[i].copy_ret < 0;
+                        if (c || js.v[i].ret < 0) {
+                                r = c ? js.v[i].copy_ret : js.v[i].ret;
+                                struct moat_error **e = c ? &js.v[i].copy_err : &js.v[i].err;
+                                if (err && !*err)
+                                        *err = TAKE_PTR(*e);
+                        }
                 }
         }
 
-        /* 4. names */
+        /* 3. Durability, once: the renames below are what make blobs and layers trusted, so all
+         * their content must be on disk before the first one; one syncfs of the store's file
+         * system does it for every file of every layer (a syncfs per layer, as the single-layer
+         * moat_store_layer_commit does, wrote the same data back in 5 rounds of waiting). */
+        if (r >= 0 && js.n > 0)
+                r = store_sync(s, err);
+        for (size_t i = 0; i < js.n && r >= 0; i++)
+                if (js.v[i].w)
+                        r = store_blob_writer_commit(js.v[i].w, false, err);
+
+        /* 4. config and manifest */
+        char mdigest[72];
+        if (r >= 0) {
+                char got[72];
+                r = moat_store_put_blob(s, p->config, p->config_len, got, err);
+        }
+        if (r >= 0 && !p->manifest) {
+                if (!(p->manifest = docker_manifest(p)))
+                        r = -ENOMEM;
+                else
+                        p->manifest_len = strlen(p->manifest);
+        }
+        if (r >= 0)
+                r = moat_store_put_blob(s, p->manifest, p->manifest_len, mdigest, err);
+
+        /* 5. layers */
+        for (size_t i = 0; i < js.n && r >= 0; i++)
+                if (js.v[i].tmpdir) {
+                        closep(&js.v[i].dirfd);
+                        if ((r = store_layer_commit(s, js.v[i].tmpdir, js.v[i].l->diff_id, false, err)) >= 0)
+                                free(TAKE_PTR(js.v[i].tmpdir));
+                }
+        if (r >= 0 && js.n > 0)
+                (void)fsync(s->blobsfd), (void)fsync(s->layersfd);
+
+        for (size_t i = 0; i < js.n; i++) {
+                struct job *j = &js.v[i];
+                if (j->w)
+                        moat_blob_writer_free(j->w, true);
+                closep(&j->dirfd);
+                if (j->tmpdir)
+                        moat_store_layer_abort(s, j->tmpdir);
+                free(j->tmpdir);
+                moat_error_free(j->err);
+                moat_error_free(j->copy_err);
+        }
+        free(js.v);
+        if (r < 0)
+                return r;
+
+        /* 6. names */
         for (size_t i = 0; p->names && p->names[i]; i++)
                 if ((r = moat_store_tag(s, p->names[i], mdigest, err)) < 0)
                         return r;

@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "core/path.h"
 #include "core/util.h"
+#include "image/store-internal.h"
 
 #define SMALL_MAX (4 << 20)
 #define CACHE_MAX ((size_t)256 << 20)
@@ -220,14 +221,12 @@ int import_src_stat(struct import_src *src, const char *name, struct import_entr
 /* ---------------------------------------------------------------- fetch */
 
 struct pending {
-        struct moat_blob_writer *w;
-        struct moat_sha256 *h;
+        struct moat_blob_writer *w; /* hashes what it writes */
         bool done;
 };
 
 static int feed(struct pending *p, const void *data, size_t len, struct moat_error **err)
 {
-        moat_sha256_update(p->h, data, len);
         return moat_blob_writer_write(p->w, data, len, err);
 }
 
@@ -324,8 +323,6 @@ int import_src_fetch(struct moat_store *s, struct import_src *src, const struct 
                         ps[i].w = NULL;
                         r = moat_blob_writer_new(s, blobs[i].digest, &ps[i].w, err);
                 }
-                if (r >= 0 && !(ps[i].h = moat_sha256_new()))
-                        r = -ENOMEM;
         }
         if (r >= 0) {
                 if (src->dirfd >= 0)
@@ -340,22 +337,55 @@ int import_src_fetch(struct moat_store *s, struct import_src *src, const struct 
                         r = moat_error_input(err, -ENOENT, "'%s' has no '%s'", src->path, blobs[i].path);
                         break;
                 }
-                moat_sha256_final(ps[i].h, got);
-                ps[i].h = NULL;
-                if (!STREQ(got, blobs[i].digest))
+                got[0] = '\0';
+                int v = store_blob_writer_verify(ps[i].w, got, NULL);
+                if (v < 0 && v != -EBADMSG)
+                        r = moat_error_set(err, v, "'%s': blob '%s'", src->path, blobs[i].path);
+                else if (v < 0)
                         r = moat_error_input(err, -EBADMSG, "'%s': blob '%s' is corrupt (its content hashes to '%s')",
                                              src->path, blobs[i].path, got);
         }
+        /* one sync for all of them, then the renames (see import.c) */
+        if (r >= 0 && n > 0)
+                r = store_sync(s, err);
         for (size_t i = 0; i < n && r >= 0; i++)
-                r = moat_blob_writer_commit(ps[i].w, err);
-        for (size_t i = 0; i < n; i++) {
+                r = store_blob_writer_commit(ps[i].w, false, err);
+        for (size_t i = 0; i < n; i++)
                 if (ps[i].w)
                         moat_blob_writer_free(ps[i].w, true);
-                if (ps[i].h) {
-                        char junk[72];
-                        moat_sha256_final(ps[i].h, junk);
-                }
-        }
         free(ps);
         return r;
+}
+
+int import_src_open_file(struct import_src *src, const char *name, struct moat_error **err)
+{
+        if (src->dirfd < 0)
+                return moat_error_input(err, -EINVAL, "'%s' is not a directory", src->path);
+        int fd = dir_open(src, name);
+        if (fd < 0)
+                return moat_error_set(err, fd, "cannot open '%s' in '%s'", name, src->path);
+        return fd;
+}
+
+int import_src_copy(struct import_src *src, const char *name, struct moat_blob_writer *w, struct moat_error **err)
+{
+        _cleanup_close_ int fd = import_src_open_file(src, name, err);
+        if (fd < 0)
+                return fd;
+        (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+        _cleanup_free_ char *buf = malloc(1 << 20);
+        if (!buf)
+                return -ENOMEM;
+        for (;;) {
+                ssize_t n = read(fd, buf, 1 << 20);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return moat_error_set(err, errno, "cannot read '%s' in '%s'", name, src->path);
+                if (n == 0)
+                        return 0;
+                int r = moat_blob_writer_write(w, buf, (size_t)n, err);
+                if (r < 0)
+                        return r;
+        }
 }

@@ -243,6 +243,7 @@ struct moat_blob_writer {
         char *tmpname; /* under tmp/; NULL for an O_TMPFILE */
         struct moat_sha256 *h;
         int64_t offset;
+        bool verified; /* the digest matched (w->h is gone) */
         bool committed;
 };
 
@@ -384,24 +385,47 @@ int64_t moat_blob_writer_offset(const struct moat_blob_writer *w)
         return w->offset;
 }
 
-int moat_blob_writer_commit(struct moat_blob_writer *w, struct moat_error **err)
+int store_blob_writer_verify(struct moat_blob_writer *w, char got[72], struct moat_error **err)
 {
+        if (w->verified) {
+                if (got)
+                        snprintf(got, 72, "%s", w->expected);
+                return 0;
+        }
         if (w->committed || w->fd < 0 || !w->h)
                 return moat_error_input(err, -EINVAL, "blob '%s': already committed", w->expected);
-        char got[72];
+        char buf[72];
+        if (!got)
+                got = buf;
         moat_sha256_final(w->h, got);
         w->h = NULL;
-        struct moat_store *s = w->s;
-        const char *hex = hex_of(w->expected);
         if (!STREQ(got, w->expected)) {
                 /* Nothing of it is kept: a resume would only repeat the error. */
-                if (w->tmpname && unlinkat(s->tmpfd, w->tmpname, 0) == 0)
+                if (w->tmpname && unlinkat(w->s->tmpfd, w->tmpname, 0) == 0)
                         free(TAKE_PTR(w->tmpname));
                 closep(&w->fd);
                 return moat_error_input(err, -EBADMSG, "blob '%s' does not match its digest: the content is '%s' (%lld bytes)",
                                         w->expected, got, (long long)w->offset);
         }
-        if (fsync(w->fd) < 0)
+        w->verified = true;
+        return 0;
+}
+
+int moat_blob_writer_commit(struct moat_blob_writer *w, struct moat_error **err)
+{
+        return store_blob_writer_commit(w, true, err);
+}
+
+int store_blob_writer_commit(struct moat_blob_writer *w, bool sync, struct moat_error **err)
+{
+        int ret = store_blob_writer_verify(w, NULL, err);
+        if (ret < 0)
+                return ret;
+        if (w->committed || w->fd < 0)
+                return moat_error_input(err, -EINVAL, "blob '%s': already committed", w->expected);
+        struct moat_store *s = w->s;
+        const char *hex = hex_of(w->expected);
+        if (sync && fsync(w->fd) < 0)
                 return moat_error_set(err, errno, "cannot sync blob '%s'", w->expected);
         (void)fchmod(w->fd, 0644);
         if (w->tmpname) {
@@ -432,7 +456,8 @@ int moat_blob_writer_commit(struct moat_blob_writer *w, struct moat_error **err)
                         return moat_error_set(err, errno, "cannot link blob '%s' into '%s/blobs'", w->expected,
                                               s->root);
         }
-        (void)fsync(s->blobsfd);
+        if (sync)
+                (void)fsync(s->blobsfd);
         w->committed = true;
         closep(&w->fd);
         moat_debug("image store: blob %s stored", w->expected);
@@ -548,6 +573,19 @@ static void drop_tmpdir(struct moat_store *s, struct store_tmpdir *t)
 
 int moat_store_layer_commit(struct moat_store *s, const char *tmpdir, const char *diff_id, struct moat_error **err)
 {
+        return store_layer_commit(s, tmpdir, diff_id, true, err);
+}
+
+int store_sync(struct moat_store *s, struct moat_error **err)
+{
+        if (syncfs(s->tmpfd) < 0)
+                return moat_error_set(err, errno, "cannot sync the store '%s'", s->root);
+        return 0;
+}
+
+int store_layer_commit(struct moat_store *s, const char *tmpdir, const char *diff_id, bool sync,
+                       struct moat_error **err)
+{
         if (moat_digest_validate(diff_id) < 0)
                 return moat_error_input(err, -EINVAL, "'%s' is not a sha256 digest", diff_id ? diff_id : "");
         struct store_tmpdir *t = find_tmpdir(s, tmpdir);
@@ -557,7 +595,7 @@ int moat_store_layer_commit(struct moat_store *s, const char *tmpdir, const char
         const char *base = strrchr(t->path, '/') + 1;
         const char *hex = hex_of(diff_id);
         /* Everything unpacked reaches the disk before the name makes it trusted. */
-        if (syncfs(t->fd) < 0)
+        if (sync && syncfs(t->fd) < 0)
                 return moat_error_set(err, errno, "cannot sync layer '%s'", diff_id);
         int r = renameat2(s->tmpfd, base, s->layersfd, hex, RENAME_NOREPLACE);
         if (r < 0 && errno == EINVAL) {
@@ -574,7 +612,8 @@ int moat_store_layer_commit(struct moat_store *s, const char *tmpdir, const char
         } else if (r < 0) {
                 return moat_error_set(err, errno, "cannot move layer '%s' into '%s/layers'", diff_id, s->root);
         }
-        (void)fsync(s->layersfd);
+        if (sync)
+                (void)fsync(s->layersfd);
         drop_tmpdir(s, t);
         return 0;
 }

@@ -285,6 +285,12 @@ int moat_store_tag(struct moat_store *s, const char *name, const char *manifest_
         bool replaced = false;
         for (size_t i = 0; i < ix.n; i++)
                 if (STREQ(ix.v[i]->name, canon)) {
+                        if (ix.v[i]->manifest_digest && STREQ(ix.v[i]->manifest_digest, manifest_digest)) {
+                                /* already so (a pull of an unchanged image): every field of the
+                                 * record derives from the manifest, so there is nothing to rewrite */
+                                index_clear(&ix);
+                                return 0;
+                        }
                         moat_image_free(ix.v[i]);
                         ix.v[i] = TAKE_PTR(img);
                         replaced = true;
