@@ -283,8 +283,8 @@ int moat_cgroup_create(const char *path, const char *id, const struct moat_resou
         return cg_create_in(l, path, id, res, out, err);
 }
 
-int cg_create_in(const struct cg_layout *l, const char *path, const char *id, const struct moat_resources *res,
-                 struct moat_cgroup **out, struct moat_error **err)
+static int plan_in(const struct cg_layout *l, const char *path, const char *id, struct moat_cgroup **out,
+                   struct moat_error **err)
 {
         _cleanup_(cg_freep) struct moat_cgroup *cg = NULL;
         int r;
@@ -304,6 +304,22 @@ int cg_create_in(const struct cg_layout *l, const char *path, const char *id, co
         }
         if ((r = make_path_string(cg)) < 0)
                 return moat_error_set(err, r, "creating cgroup");
+        *out = TAKE_PTR(cg);
+        return 0;
+}
+
+int moat_cgroup_plan(const char *path, const char *id, struct moat_cgroup **out, struct moat_error **err)
+{
+        const struct cg_layout *l;
+        int r = cg_layout_get(&l, err);
+        if (r < 0)
+                return r;
+        return plan_in(l, path, id, out, err);
+}
+
+int moat_cgroup_realize(struct moat_cgroup *cg, const struct moat_resources *res, struct moat_error **err)
+{
+        int r;
         for (size_t i = 0; i < cg->n_dirs; i++) {
                 r = create_dir(&cg->dirs[i], err);
                 if (r < 0)
@@ -314,11 +330,24 @@ int cg_create_in(const struct cg_layout *l, const char *path, const char *id, co
                 if (r < 0)
                         goto fail;
         }
-        *out = TAKE_PTR(cg);
         return 0;
 fail:
         rmdir_created(cg);
         return r;
+}
+
+int cg_create_in(const struct cg_layout *l, const char *path, const char *id, const struct moat_resources *res,
+                 struct moat_cgroup **out, struct moat_error **err)
+{
+        _cleanup_(cg_freep) struct moat_cgroup *cg = NULL;
+        int r = plan_in(l, path, id, &cg, err);
+        if (r < 0)
+                return r;
+        r = moat_cgroup_realize(cg, res, err);
+        if (r < 0)
+                return r;
+        *out = TAKE_PTR(cg);
+        return 0;
 }
 
 int moat_cgroup_open(const char *path, struct moat_cgroup **out, struct moat_error **err)

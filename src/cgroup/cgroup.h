@@ -26,6 +26,11 @@ struct moat_cgroup; /* opaque */
  * it created is left. */
 int moat_cgroup_create(const char *path, const char *id, const struct moat_resources *res,
                        struct moat_cgroup **out, struct moat_error **err);
+/* The same in two steps, so a caller can record moat_cgroup_path() before any
+ * directory exists (a crash in between then leaves a record, not a stray
+ * cgroup): plan resolves the directories, realize creates them and applies res. */
+int moat_cgroup_plan(const char *path, const char *id, struct moat_cgroup **out, struct moat_error **err);
+int moat_cgroup_realize(struct moat_cgroup *cg, const struct moat_resources *res, struct moat_error **err);
 /* Reopens a cgroup created earlier, from the string moat_cgroup_path() gave. */
 int moat_cgroup_open(const char *path, struct moat_cgroup **out, struct moat_error **err);
 const char *moat_cgroup_path(const struct moat_cgroup *cg); /* resolved, absolute within hierarchies */

@@ -18,6 +18,8 @@ struct cli_globals {
         const char *prog; /* "moat-runtime" */
 };
 
+/* The whole moat-runtime face from argv[idx] on (global flags, then a verb). */
+int cli_runtime_face(const char *prog, int argc, char **argv, int idx);
 /* Runs one runtime verb; returns the process exit status. */
 int cli_runtime_verb(struct cli_globals *g, int argc, char **argv, int idx);
 /* Prints err (or msg) once, on stderr and into --log, and returns 1. */
@@ -37,3 +39,6 @@ int cli_image_import(struct moat_globals *g, int argc, char **argv, int idx); /*
 int cli_image_pull(struct moat_globals *g, int argc, char **argv, int idx);   /* cli/image_pull.c */
 int cli_moat_run(struct moat_globals *g, int argc, char **argv, int idx);     /* cli/run.c */
 int cli_env_config(struct moat_globals *g, int argc, char **argv, int idx);    /* cli/env_config.c */
+int cli_env_up(struct moat_globals *g, int argc, char **argv, int idx);        /* cli/env_up.c */
+int cli_env_ps(struct moat_globals *g, int argc, char **argv, int idx);        /* cli/env_up.c */
+int cli_env_down(struct moat_globals *g, int argc, char **argv, int idx);      /* cli/env_up.c */

@@ -426,11 +426,15 @@ static int do_create(struct creation *c, struct moat_error **err)
 
         if (add_default_device_rules(s) < 0)
                 return moat_error_set(err, ENOMEM, "device rules");
-        r = moat_cgroup_create(s->linux_.cgroups_path, o->id, s->linux_.resources.present ? &s->linux_.resources : NULL,
-                               &c->cg, err);
+        /* Record the cgroup before it exists: a create killed in between leaves
+         * a path that delete --force can clean. */
+        r = moat_cgroup_plan(s->linux_.cgroups_path, o->id, &c->cg, err);
         if (r < 0)
                 return r;
         r = save_state(c, err);
+        if (r < 0)
+                return r;
+        r = moat_cgroup_realize(c->cg, s->linux_.resources.present ? &s->linux_.resources : NULL, err);
         if (r < 0)
                 return r;
         r = moat_cgroup_hierarchies(c->cg, &c->hier, &c->n_hier);

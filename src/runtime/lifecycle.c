@@ -71,7 +71,9 @@ static int open_container(const struct moat_runtime *rt, const char *id, bool sh
                 return r;
         if (want_cgroup && o->st->cgroup_path) {
                 r = moat_cgroup_open(o->st->cgroup_path, &o->cg, err);
-                if (r < 0)
+                if (r == -ENOENT) /* recorded, never made (or already gone) */
+                        moat_error_freep(err);
+                else if (r < 0)
                         return r;
         }
         return 0;

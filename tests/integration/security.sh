@@ -3,7 +3,7 @@
 . "$(dirname "$0")/lib.sh"
 
 rt_bin=$(readlink -f "$MOAT_RUNTIME")
-case $rt_bin in */moat) ;; *) skip_all "attack tests target moat-runtime (MOAT_RUNTIME=$MOAT_RUNTIME)" ;; esac
+case $rt_bin in */moat | */moat-runtime) ;; *) skip_all "attack tests target moat-runtime (MOAT_RUNTIME=$MOAT_RUNTIME)" ;; esac
 
 # --- CVE-2019-5736: the runtime binary cannot be reached from inside
 b=$TEST_TMP/b-exe

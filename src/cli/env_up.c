@@ -1,0 +1,298 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* moat up -d / ps / down: an environment's services as containers (env/up.h).
+ *   moat up -d [-f FILE] [-p NAME]
+ *   moat ps [-f FILE] [-p NAME] [--format json]
+ *   moat down [-f FILE] [-p NAME] [-v] */
+#include <errno.h>
+#include <jansson.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/args.h"
+#include "cli/cli.h"
+#include "core/cleanup.h"
+#include "core/util.h"
+#include "env/plan.h"
+#include "env/up.h"
+
+static const char *const default_files[] = {
+        "compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml",
+};
+
+static int fail_err(const char *verb, struct moat_error *err, int r)
+{
+        fprintf(stderr, "moat %s: %s\n", verb, err && err->msg ? err->msg : strerror(-r));
+        return 1;
+}
+
+static const char *find_file(const char *file)
+{
+        for (size_t i = 0; i < ARRAY_SIZE(default_files) && !file; i++)
+                if (access(default_files[i], F_OK) == 0)
+                        file = default_files[i];
+        return file;
+}
+
+static int load_plan(const char *verb, const char *file, const char *project, struct moat_plan **plan)
+{
+        file = find_file(file);
+        if (!file) {
+                fprintf(stderr, "moat %s: no compose.yaml, compose.yml, docker-compose.yml or docker-compose.yaml "
+                                "here; give one with -f FILE\n", verb);
+                return 1;
+        }
+        _cleanup_error_ struct moat_error *err = NULL;
+        struct moat_envfile *f = NULL;
+        int r = moat_envfile_load(file, NULL, &f, &err);
+        if (r >= 0)
+                r = moat_plan_build(f, project, NULL, plan, &err);
+        return r < 0 ? fail_err(verb, err, r) : 0;
+}
+
+/* -p; else the plan's name when there is a file; else $COMPOSE_PROJECT_NAME or this directory's. */
+static int project_of(const char *verb, const char *file, const char *project, char **out)
+{
+        _cleanup_error_ struct moat_error *err = NULL;
+        int r;
+        if (project) {
+                r = moat_project_name(project, true, out, &err);
+                return r < 0 ? fail_err(verb, err, r) : 0;
+        }
+        if (find_file(file)) {
+                _cleanup_plan_ struct moat_plan *plan = NULL;
+                if (load_plan(verb, file, NULL, &plan) != 0)
+                        return 1;
+                *out = strdup(plan->project);
+                return *out ? 0 : fail_err(verb, NULL, -ENOMEM);
+        }
+        const char *env = getenv("COMPOSE_PROJECT_NAME");
+        char cwd[PATH_MAX];
+        if (env && *env)
+                r = moat_project_name(env, true, out, &err);
+        else if (getcwd(cwd, sizeof cwd))
+                r = moat_project_name(basename(cwd), false, out, &err);
+        else
+                r = -errno;
+        return r < 0 ? fail_err(verb, err, r) : 0;
+}
+
+/* moat-init sits next to moat.  Found before moat re-executes itself from a sealed copy
+ * (then /proc/self/exe is no longer the file on disk) and passed on in $MOAT_INIT. */
+static const char *init_path(void)
+{
+        const char *e = getenv("MOAT_INIT");
+        if (e && *e)
+                return e;
+        char self[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+        if (n <= 0)
+                return NULL;
+        self[n] = '\0';
+        char *slash = strrchr(self, '/');
+        if (!slash)
+                return NULL;
+        *slash = '\0';
+        char path[PATH_MAX + 16];
+        snprintf(path, sizeof path, "%s/moat-init", self);
+        char *real = realpath(path, NULL);
+        if (!real)
+                return NULL;
+        setenv("MOAT_INIT", real, 1);
+        free(real);
+        return getenv("MOAT_INIT");
+}
+
+static struct moat_env_opts env_opts(struct moat_globals *g)
+{
+        const char *ipam = getenv("MOAT_IPAM_DIR");
+        return (struct moat_env_opts){
+                .root = g->root,
+                .store = g->store,
+                .ipam_dir = ipam && *ipam ? ipam : NULL,
+                .init_path = getenv("MOAT_INIT"),
+        };
+}
+
+static int parse(const char *verb, int argc, char **argv, int *idx, const struct opt *opts)
+{
+        char *msg = NULL;
+        _cleanup_free_ char *name = NULL;
+        if (asprintf(&name, "moat %s", verb) < 0)
+                return 1;
+        if (args_parse(argc, argv, idx, opts, name, &msg) < 0) {
+                fprintf(stderr, "moat %s: %s\n", verb, msg ? msg : "bad arguments");
+                free(msg);
+                return 1;
+        }
+        if (*idx < argc) {
+                fprintf(stderr, "moat %s: unexpected argument '%s' (see moat %s --help)\n", verb, argv[*idx], verb);
+                return 1;
+        }
+        return 0;
+}
+
+static void up_usage(void)
+{
+        printf("Usage: moat up -d [-f FILE] [-p NAME]\n\n"
+               "Starts every service of the environment file as a container, in dependency order, on\n"
+               "the environment's own bridge behind its policy: a service reaches only the services it\n"
+               "lists in depends_on or x-moat.allow.  Take it down with moat down.\n\n"
+               "  -d, --detach          return once every service is started (required for now)\n"
+               "  -f, --file FILE       the file (default: compose.yaml ... here)\n"
+               "  -p, --project-name N  the project name (default: the directory's name)\n");
+}
+
+int cli_env_up(struct moat_globals *g, int argc, char **argv, int idx)
+{
+        const char *file = NULL, *project = NULL;
+        bool detach = false, help = false;
+        const struct opt opts[] = {
+                { "file", 'f', OPT_STR, &file, NULL },
+                { "project-name", 'p', OPT_STR, &project, NULL },
+                { "detach", 'd', OPT_BOOL, &detach, NULL },
+                { "help", 'h', OPT_BOOL, &help, NULL },
+                { 0 },
+        };
+        if (parse("up", argc, argv, &idx, opts) != 0)
+                return 1;
+        if (help) {
+                up_usage();
+                return 0;
+        }
+        if (!detach) {
+                fprintf(stderr, "moat up: only 'moat up -d' is supported for now (the supervisor that keeps "
+                                "the services in the foreground comes later); stop them with moat down\n");
+                return 1;
+        }
+        if (!init_path()) {
+                fprintf(stderr, "moat up: moat-init not found next to moat (set MOAT_INIT to its path)\n");
+                return 1;
+        }
+        _cleanup_error_ struct moat_error *err = NULL;
+        /* Processes go into containers: run from a sealed copy of us (CVE-2019-5736). */
+        int r = moat_selfexe_ensure_sealed(argv, &err);
+        if (r < 0)
+                return fail_err("up", err, r);
+        _cleanup_plan_ struct moat_plan *plan = NULL;
+        if (load_plan("up", file, project, &plan) != 0)
+                return 1;
+        struct moat_env_opts o = env_opts(g);
+        r = moat_env_up(plan, &o, &err);
+        if (r < 0) {
+                fail_err("up", err, r);
+                if (r != -EEXIST)
+                        fprintf(stderr, "moat up: what was made is recorded; remove it with: moat down -p %s\n",
+                                plan->project);
+                return 1;
+        }
+        for (size_t i = 0; i < plan->file->n_services; i++)
+                printf("%s started\n", plan->file->services[plan->order[i]].name);
+        printf("environment '%s' is up (moat ps -p %s; moat down -p %s)\n", plan->project, plan->project,
+               plan->project);
+        return fflush(stdout) == 0 ? 0 : 1;
+}
+
+static void ps_usage(void)
+{
+        printf("Usage: moat ps [-f FILE] [-p NAME] [--format json]\n\n"
+               "A line per service of the environment: NAME STATE ADDRESS PORTS.\n");
+}
+
+int cli_env_ps(struct moat_globals *g, int argc, char **argv, int idx)
+{
+        const char *file = NULL, *project = NULL, *format = NULL;
+        bool help = false;
+        const struct opt opts[] = {
+                { "file", 'f', OPT_STR, &file, NULL },
+                { "project-name", 'p', OPT_STR, &project, NULL },
+                { "format", 0, OPT_STR, &format, NULL },
+                { "help", 'h', OPT_BOOL, &help, NULL },
+                { 0 },
+        };
+        if (parse("ps", argc, argv, &idx, opts) != 0)
+                return 1;
+        if (help) {
+                ps_usage();
+                return 0;
+        }
+        if (format && !STREQ(format, "json") && !STREQ(format, "table")) {
+                fprintf(stderr, "moat ps: unknown format '%s' (json or table)\n", format);
+                return 1;
+        }
+        _cleanup_free_ char *name = NULL;
+        if (project_of("ps", file, project, &name) != 0)
+                return 1;
+        struct moat_env_opts o = env_opts(g);
+        _cleanup_error_ struct moat_error *err = NULL;
+        json_t *a = NULL;
+        int r = moat_env_ps(&o, name, &a, &err);
+        if (r < 0)
+                return fail_err("ps", err, r);
+        if (format && STREQ(format, "json")) {
+                _cleanup_free_ char *d = json_dumps(a, JSON_INDENT(2));
+                if (d)
+                        puts(d);
+        } else {
+                printf("%-20s %-10s %-16s %s\n", "NAME", "STATE", "ADDRESS", "PORTS");
+                size_t i;
+                json_t *e;
+                json_array_foreach(a, i, e) {
+                        printf("%-20s %-10s %-16s ", json_string_value(json_object_get(e, "name")),
+                               json_string_value(json_object_get(e, "state")),
+                               json_string_value(json_object_get(e, "address")));
+                        size_t k;
+                        json_t *p;
+                        json_array_foreach(json_object_get(e, "ports"), k, p)
+                                printf("%s%s", k ? ", " : "", json_string_value(p));
+                        putchar('\n');
+                }
+        }
+        json_decref(a);
+        return fflush(stdout) == 0 ? 0 : 1;
+}
+
+static void down_usage(void)
+{
+        printf("Usage: moat down [-f FILE] [-p NAME] [-v]\n\n"
+               "Stops and removes every container of the environment (all at once), its bundles, its\n"
+               "bridge and links, its policy and its addresses.  Works after a crash of moat up, and\n"
+               "when the environment is not up (then it does nothing).\n\n"
+               "  -v, --volumes         also the named volumes (none are made yet)\n");
+}
+
+int cli_env_down(struct moat_globals *g, int argc, char **argv, int idx)
+{
+        const char *file = NULL, *project = NULL;
+        bool volumes = false, help = false;
+        const struct opt opts[] = {
+                { "file", 'f', OPT_STR, &file, NULL },
+                { "project-name", 'p', OPT_STR, &project, NULL },
+                { "volumes", 'v', OPT_BOOL, &volumes, NULL },
+                { "help", 'h', OPT_BOOL, &help, NULL },
+                { 0 },
+        };
+        if (parse("down", argc, argv, &idx, opts) != 0)
+                return 1;
+        if (help) {
+                down_usage();
+                return 0;
+        }
+        _cleanup_free_ char *name = NULL;
+        if (project_of("down", file, project, &name) != 0)
+                return 1;
+        struct moat_env_opts o = env_opts(g);
+        _cleanup_error_ struct moat_error *err = NULL;
+        bool found = false;
+        int r = moat_env_down(&o, name, volumes, &found, &err);
+        if (r < 0)
+                return fail_err("down", err, r);
+        if (found)
+                printf("environment '%s' is down\n", name);
+        else
+                printf("environment '%s' was not up: nothing to do\n", name);
+        return fflush(stdout) == 0 ? 0 : 1;
+}
