@@ -5,7 +5,7 @@
 #   make test            every test of build/ only
 #   make check-sanitize  ASan+UBSan build in build-sanitize/ running the whole suite
 #   make demo            deps + build + examples/demo.sh
-#   make bench           deps + build + bench/run.sh + bench/image.sh
+#   make bench           deps + build + bench/run.sh + bench/image.sh + bench/env.sh
 #   make clean           remove build/ and build-sanitize/
 # Variables: MOAT_RUNTIME=/usr/sbin/runc runs the integration tests against another runtime;
 # TESTS="lifecycle podman" runs only those tests; MESON_TEST_ARGS adds meson test flags.
@@ -69,6 +69,7 @@ demo: deps build
 bench: deps build
 	MOAT_BUILD_ROOT=$(abspath $(BUILD)) bash bench/run.sh
 	MOAT_BUILD_ROOT=$(abspath $(BUILD)) bash bench/image.sh
+	MOAT_BUILD_ROOT=$(abspath $(BUILD)) bash bench/env.sh
 
 clean:
 	rm -rf --one-file-system $(BUILD) $(SAN_BUILD)

@@ -39,6 +39,7 @@ PACKAGES=(
 	zstd              # zstd-compressed layers in the image tests
 	umoci             # bench peer: umoci unpack
 	iperf3            # bench: throughput through the policy
+	podman-compose    # bench/env.sh: the peer for moat up/down
 	# --- bench ---
 	hyperfine         # ad-hoc comparisons (bench/run.sh uses its own harness)
 )

@@ -42,3 +42,6 @@ int cli_env_config(struct moat_globals *g, int argc, char **argv, int idx);    /
 int cli_env_up(struct moat_globals *g, int argc, char **argv, int idx);        /* cli/env_up.c */
 int cli_env_ps(struct moat_globals *g, int argc, char **argv, int idx);        /* cli/env_up.c */
 int cli_env_down(struct moat_globals *g, int argc, char **argv, int idx);      /* cli/env_up.c */
+int cli_env_events(struct moat_globals *g, int argc, char **argv, int idx);      /* cli/env_more.c */
+int cli_env_logs(struct moat_globals *g, int argc, char **argv, int idx);        /* cli/env_more.c */
+int cli_env_exec(struct moat_globals *g, int argc, char **argv, int idx);        /* cli/env_more.c */

@@ -68,6 +68,9 @@ static int moat_main(int argc, char **argv)
         if (strcmp(verb, "up") == 0) return cli_env_up(&g, argc, argv, idx);
         if (strcmp(verb, "ps") == 0) return cli_env_ps(&g, argc, argv, idx);
         if (strcmp(verb, "down") == 0) return cli_env_down(&g, argc, argv, idx);
+        if (strcmp(verb, "events") == 0) return cli_env_events(&g, argc, argv, idx);
+        if (strcmp(verb, "logs") == 0) return cli_env_logs(&g, argc, argv, idx);
+        if (strcmp(verb, "exec") == 0) return cli_env_exec(&g, argc, argv, idx);
         if (strcmp(verb, "help") == 0) {
                 moat_usage();
                 return 0;

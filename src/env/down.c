@@ -17,6 +17,7 @@
 #include "core/cleanup.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "env/supervisor.h"
 #include "env/up.h"
 #include "image/bundle.h"
 #include "net/ipam.h"
@@ -153,6 +154,7 @@ int moat_env_down(const struct moat_env_opts *o, const char *project, bool volum
         _cleanup_free_ char *dir = moat_env_dir(o, project), *rtroot = NULL;
         if (!dir || asprintf(&rtroot, "%s/runtime", dir) < 0)
                 return -ENOMEM;
+        (void)moat_env_supervisor_stop(dir); /* first: it would report (or act on) what down does */
         json_t *state = NULL;
         struct moat_error *lerr = NULL;
         int r = moat_env_state_load(dir, &state, &lerr);

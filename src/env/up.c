@@ -16,6 +16,7 @@
 #include "core/cleanup.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "env/supervisor.h"
 #include "env/up.h"
 #include "image/bundle.h"
 #include "image/image.h"
@@ -216,7 +217,7 @@ static int apply_policy(struct up *u, struct moat_error **err)
                 .n_published = npub,
                 .egress = eg,
                 .n_egress = neg,
-                .nflog_group = MOAT_ENV_NFLOG_GROUP,
+                .nflog_group = (uint16_t)moat_env_nflog_group(p->project),
                 .ipv6 = MOAT_POLICY_IPV6_LINKS_DISABLED,
         };
         return moat_policy_apply(&pol, err);
@@ -540,6 +541,7 @@ static int do_up(struct up *u, struct moat_error **err)
                                       ports_json(s));
                 if (!e)
                         return -ENOMEM;
+                json_object_set_new(e, "on_violation", json_string(moat_env_violation_name(s->on_violation)));
                 json_array_append_new(svcs, e);
         }
         r = save(u, err);
@@ -592,6 +594,8 @@ int moat_env_up(const struct moat_plan *p, const struct moat_env_opts *o, struct
         if (u.addrs && u.images && u.dir && asprintf(&u.runtime_root, "%s/runtime", u.dir) >= 0) {
                 u.rt.root = u.runtime_root;
                 r = do_up(&u, err);
+                if (r >= 0)
+                        r = moat_env_supervisor_start(u.dir, err);
         }
         for (size_t i = 0; u.images && i < n; i++)
                 moat_image_free(u.images[i]);
@@ -603,4 +607,12 @@ int moat_env_up(const struct moat_plan *p, const struct moat_env_opts *o, struct
         free(u.dir);
         free(u.runtime_root);
         return r;
+}
+
+int moat_env_nflog_group(const char *project)
+{
+        uint32_t h = 2166136261u; /* FNV-1a */
+        for (const unsigned char *c = (const unsigned char *)project; c && *c; c++)
+                h = (h ^ *c) * 16777619u;
+        return 2000 + (int)(h % 63000u);
 }

@@ -22,7 +22,9 @@
 
 #define MOAT_ENV_INIT_PATH "/.moat/init"
 #define MOAT_ENV_STOP_GRACE_MS 2000 /* moat-init's --grace: SIGKILL this long after SIGTERM */
-#define MOAT_ENV_NFLOG_GROUP 1769   /* "moat-deny" packets go to this NFLOG group */
+/* The NFLOG group an environment's "moat-deny" packets go to: one per project
+ * (a group has one listener; two supervisors cannot share one).  2000-65000. */
+int moat_env_nflog_group(const char *project);
 
 struct moat_env_opts {
         const char *root;      /* the runtime root (/run/moat); the environment lives in <root>/env/<project> */
