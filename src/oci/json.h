@@ -35,6 +35,23 @@ size_t jc_push(struct jctx *c, const char *key);
 size_t jc_pushi(struct jctx *c, size_t index);
 void jc_pop(struct jctx *c, size_t old);
 
+/* Parses the object (getter jc_obj) or array (jc_arr) at v[key], if present, with `call`
+ * under the path ".key"; returns from the caller on error.  Needs `c`, `v`, `sub` and an
+ * int `r` in scope. */
+#define JC_SUB(getter, key, call)                                                                 \
+        do {                                                                                      \
+                if ((r = getter(c, v, key, &sub)) < 0)                                            \
+                        return r;                                                                 \
+                if (r > 0) {                                                                      \
+                        size_t jc_sub_o_ = jc_push(c, key);                                       \
+                        r = (call);                                                               \
+                        jc_pop(c, jc_sub_o_);                                                     \
+                        if (r < 0)                                                                \
+                                return r;                                                         \
+                }                                                                                 \
+        } while (0)
+
+
 /* "origin: 'path': <message>", -EINVAL. */
 int jc_err(struct jctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Same, for the field `key` below the current path. */

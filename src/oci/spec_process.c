@@ -335,24 +335,8 @@ static int process_fields(struct jctx *c, json_t *v, struct moat_process *p)
                 return jc_errk(c, "cwd", "missing (an absolute path is required)");
         if (p->cwd[0] != '/')
                 return jc_errk(c, "cwd", "\"%s\" is not an absolute path", p->cwd);
-        if ((r = jc_obj(c, v, "capabilities", &sub)) < 0)
-                return r;
-        if (r > 0) {
-                size_t o = jc_push(c, "capabilities");
-                r = parse_caps(c, sub, p);
-                jc_pop(c, o);
-                if (r < 0)
-                        return r;
-        }
-        if ((r = jc_arr(c, v, "rlimits", &sub)) < 0)
-                return r;
-        if (r > 0) {
-                size_t o = jc_push(c, "rlimits");
-                r = parse_rlimits(c, sub, p);
-                jc_pop(c, o);
-                if (r < 0)
-                        return r;
-        }
+        JC_SUB(jc_obj, "capabilities", parse_caps(c, sub, p));
+        JC_SUB(jc_arr, "rlimits", parse_rlimits(c, sub, p));
         if ((r = jc_bool(c, v, "noNewPrivileges", &p->no_new_privileges)) < 0 ||
             (r = jc_str(c, v, "apparmorProfile", &p->apparmor_profile)) < 0 ||
             (r = jc_str(c, v, "selinuxLabel", &p->selinux_label)) < 0)
@@ -365,24 +349,8 @@ static int process_fields(struct jctx *c, json_t *v, struct moat_process *p)
                                        p->oom_score_adj);
                 p->has_oom_score_adj = true;
         }
-        if ((r = jc_obj(c, v, "scheduler", &sub)) < 0)
-                return r;
-        if (r > 0) {
-                size_t o = jc_push(c, "scheduler");
-                r = parse_scheduler(c, sub, p);
-                jc_pop(c, o);
-                if (r < 0)
-                        return r;
-        }
-        if ((r = jc_obj(c, v, "ioPriority", &sub)) < 0)
-                return r;
-        if (r > 0) {
-                size_t o = jc_push(c, "ioPriority");
-                r = parse_io_priority(c, sub, p);
-                jc_pop(c, o);
-                if (r < 0)
-                        return r;
-        }
+        JC_SUB(jc_obj, "scheduler", parse_scheduler(c, sub, p));
+        JC_SUB(jc_obj, "ioPriority", parse_io_priority(c, sub, p));
         if ((r = jc_obj(c, v, "execCPUAffinity", &sub)) < 0)
                 return r;
         if (r > 0) {

@@ -251,22 +251,12 @@ static int parse_unified(struct jctx *c, json_t *obj, struct moat_resources *res
 int spec_parse_resources(struct jctx *c, json_t *v, struct moat_resources *res)
 {
         json_t *sub = NULL;
-        size_t o;
         int r;
         res->present = true;
         if ((r = parse_array(c, v, "devices", (void **)&res->devices, &res->n_devices, sizeof(struct moat_device_rule),
                              parse_dev_rule)) < 0)
                 return r;
-#define SUB(key, call)                                                                                  \
-        if ((r = jc_obj(c, v, key, &sub)) < 0)                                                          \
-                return r;                                                                               \
-        if (r > 0) {                                                                                    \
-                o = jc_push(c, key);                                                                    \
-                r = call;                                                                               \
-                jc_pop(c, o);                                                                           \
-                if (r < 0)                                                                              \
-                        return r;                                                                       \
-        }
+#define SUB(key, call) JC_SUB(jc_obj, key, call);
         SUB("memory", parse_memory(c, sub, res))
         SUB("cpu", parse_cpu(c, sub, res))
         SUB("pids", ({

@@ -255,7 +255,7 @@ static void init_process(struct init_ctx *c, const char *state_json)
                 if (r < 0)
                         fail(c, NULL, r, "cannot pass the seccomp listener to the runtime");
         }
-        /* From here on the runtime may exit (create, run -d, exec -d) and we must live on. */
+        /* From here on the runtime may end (create, run -d, exec -d) and we must live on. */
         (void)prctl(PR_SET_PDEATHSIG, 0);
         r = moat_sync_send(c->sync, SYNC_READY, 0, -1, NULL);
         if (r < 0)
