@@ -228,7 +228,7 @@ static void emit_set(FILE *f, const char *kind, const char *name, const char *ty
 #define IP(a, buf) inet_ntop(AF_INET, &(a), (buf), sizeof(buf))
 
 struct sets {
-        struct elems pairs, pairs_any, pair_hosts, egress, egress_port, pub, pub_any;
+        struct elems pairs, pairs_any, pair_hosts, egress, egress_port, pub, pub_any, port_addrs;
 };
 
 static void sets_free(struct sets *s)
@@ -240,6 +240,7 @@ static void sets_free(struct sets *s)
         elems_free(&s->egress_port);
         elems_free(&s->pub);
         elems_free(&s->pub_any);
+        elems_free(&s->port_addrs);
 }
 
 static int collect(const struct moat_policy *p, const char *subnet, struct sets *s)
@@ -247,6 +248,12 @@ static int collect(const struct moat_policy *p, const char *subnet, struct sets 
         char a[INET_ADDRSTRLEN], b[INET_ADDRSTRLEN];
         int r = 0;
 
+        /* each port of the bridge speaks for one address: "<prefix><last byte of the address>" */
+        for (size_t i = 0; i < p->n_services && r >= 0; i++) {
+                const struct moat_policy_service *sv = &p->services[i];
+                r = elems_add(&s->port_addrs, "\"%s%s%u\" . %s", p->port_prefix ? p->port_prefix : p->bridge,
+                              p->port_prefix ? "" : "-", (unsigned)(ntohl(sv->addr.s_addr) & 0xff), IP(sv->addr, a));
+        }
         for (size_t i = 0; i < p->n_pairs && r >= 0; i++) {
                 const struct moat_policy_pair *pr = &p->pairs[i];
                 IP(find_service(p, pr->src)->addr, a);
@@ -390,12 +397,27 @@ static void render_bridge(FILE *f, const struct moat_policy *p, struct sets *s)
         emit_set(f, "set", "pairs", PAIR_KEY, false, &s->pairs);
         emit_set(f, "set", "pairs_any", "ipv4_addr . ipv4_addr", false, &s->pairs_any);
         emit_set(f, "set", "pair_hosts", "ipv4_addr . ipv4_addr", false, &s->pair_hosts);
+        emit_set(f, "set", "port_addrs", "ifname . ipv4_addr", false, &s->port_addrs);
+        /* Anti-spoofing, for every frame a container sends (bridged or for the host): IPv4 from
+         * its own address and ARP for its own address only.  Everything else goes: IPv6, other
+         * ether types, and 802.1Q-tagged frames (which would carry IPv4 past the address
+         * matches below, the tag hiding the ether type; receivers strip a VLAN 0 tag). */
+        fprintf(f,
+                "  chain prerouting {\n"
+                "    type filter hook prerouting priority filter; policy accept;\n"
+                "    iifname != \"%s\" accept\n"
+                "    ether type arp iifname . arp saddr ip @port_addrs accept\n"
+                "    ether type ip iifname . ip saddr @port_addrs accept\n"
+                "    limit rate 200/second burst 400 packets log prefix \"" MOAT_POLICY_LOG_PREFIX "\" group %u\n"
+                "    drop\n"
+                "  }\n",
+                ports, G);
         fprintf(f,
                 "  chain forward {\n"
                 "    type filter hook forward priority filter; policy accept;\n"
                 "    iifname != \"%s\" accept\n"
-                "    ether type ip6 drop\n"
-                "    ether type != ip accept\n"
+                "    ether type arp accept\n"
+                "    ether type != ip drop\n"
                 "    ip saddr . ip daddr . meta l4proto . th dport @pairs accept\n"
                 "    ip saddr . ip daddr @pairs_any accept\n"
                 "    ip daddr . ip saddr . meta l4proto . th sport @pairs tcp flags & (syn | ack) != syn accept\n"

@@ -217,12 +217,14 @@ static int setup(bool brnf)
                ns_h, ns_h, br, ns_h, br, ns_h, br, ns_h, br, ns_h, ns_h, brnf, brnf) < 0)
                 return -1;
         const char *c[] = { ns_a, ns_b, ns_c };
+        /* ports named as moat names them: <bridge>-<last byte of the address> (the policy's
+         * anti-spoofing binds each port to that address) */
         for (int i = 0; i < 3; i++)
                 if (sh("ip -n %s link add %s-%d type veth peer name eth0 netns %s && ip -n %s link set %s-%d master %s up && "
                        "ip -n %s link set lo up && ip -n %s link set eth0 up && "
                        "ip -n %s addr add " NET ".%d/24 dev eth0 && ip -n %s route add default via " NET ".1 && "
                        "ip -n %s addr add fd00:7::%d/64 dev eth0 nodad",
-                       ns_h, br, i, c[i], ns_h, br, i, br, c[i], c[i], c[i], i + 2, c[i], c[i], i + 2) < 0)
+                       ns_h, br, i + 2, c[i], ns_h, br, i + 2, br, c[i], c[i], c[i], i + 2, c[i], c[i], i + 2) < 0)
                         return -1;
         /* "outside": 198.51.100.0/24 behind the host netns */
         if (sh("ip -n %s link add vx type veth peer name eth0 netns %s && ip -n %s link set vx up && "
@@ -316,6 +318,19 @@ static void scenario(bool brnf)
         ok(sh("ip netns exec %s nft list chain ip moatt in | grep -q 'packets [1-9]'", ns_x) == 0,
            "[%s] egress arrives masqueraded to the host's address", mode);
         is_int(tcp_connect(ns_b, "198.51.100.2", 8080, 500), CONN_TIMEOUT, "[%s] undeclared egress b -> outside is dropped", mode);
+        /* spoofing: c sends as a (a's address on c's eth0, the route to b from it): b:8080 is
+         * open to a, so only the bridge's anti-spoofing (each port speaks for its own address)
+         * stops it; counted at b */
+        sh("ip netns exec %s nft 'add table ip moatt; add chain ip moatt in { type filter hook input priority 0; }; "
+           "add rule ip moatt in ip saddr " NET ".2 tcp dport 8080 tcp flags & (syn | ack) == syn counter'",
+           ns_b);
+        sh("ip -n %s addr add " NET ".2/32 dev eth0 && ip -n %s route add " NET ".3/32 dev eth0 src " NET ".2", ns_c,
+           ns_c);
+        is_int(tcp_connect(ns_c, NET ".3", 8080, 500), CONN_TIMEOUT, "[%s] c posing as a cannot reach b:8080", mode);
+        ok(sh("ip netns exec %s nft list chain ip moatt in | grep -q 'packets 0 '", ns_b) == 0,
+           "[%s] ... not one SYN from the forged address reached b", mode);
+        sh("ip -n %s route del " NET ".3/32 && ip -n %s addr del " NET ".2/32 dev eth0 && "
+           "ip netns exec %s nft delete table ip moatt", ns_c, ns_c, ns_b);
 
         /* re-apply with a changed allow list: a -> c instead of a -> b */
         p.pairs = &pair_ac;
