@@ -171,4 +171,22 @@ rt delete --force "$id" >/dev/null 2>&1
 run_out maskmissing '.process.args = ["/bin/moat-helper", "exit", "0"] | .linux.maskedPaths += ["/does/not/exist"] | .linux.readonlyPaths += ["/nor/this"]'
 is "$rc" 0 "missing masked/readonly paths are ignored"
 
+# --- signals: the caller's blocked and ignored signals are not the container's (a supervisor
+# blocks TERM for its signalfd and ignores PIPE; its services must still stop on TERM)
+if command -v python3 >/dev/null; then
+	b=$TEST_TMP/b-sigs
+	mkbundle "$b" '.process.args = ["/bin/busybox", "grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status"]' || bail_out mkbundle
+	newid_var id sigs
+	out=$(python3 -c 'import os, signal, sys
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+os.execv(sys.argv[1], sys.argv[1:])' "$MOAT_RUNTIME" --root "$TEST_ROOT" run --bundle "$b" "$id" </dev/null 2>&1)
+	rt delete --force "$id" >/dev/null 2>&1
+	like "$out" "SigBlk:[[:space:]]+0000000000000000" "a caller's blocked TERM/INT/HUP are not blocked in the container"
+	like "$out" "SigIgn:[[:space:]]+0000000000000000" "a caller's ignored PIPE/USR1 are not ignored in the container"
+else
+	skip "python3 is not installed (blocks signals before running the runtime)" 2
+fi
+
 done_testing
