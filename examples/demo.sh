@@ -7,7 +7,8 @@
 # Act 2, an environment (examples/demo/compose.yaml): web -> api -> db, three images built here
 #   from busybox (scripts/demo-images.sh) into the demo's own store, `moat up -d`, `moat ps`, an
 #   allowed call (web -> api, api -> db), a forbidden one (web -> db) dropped by the policy (and its
-#   event when `moat events` exists), then `moat down`. Everything is removed at the end, also when
+#   event when `moat events` exists), web's published port fetched from the host (wget to the
+#   bridge's address, port 18080), then `moat down`. Everything is removed at the end, also when
 #   a step fails. DEMO_ACT=2 runs only act 2.
 set -euo pipefail
 
@@ -121,6 +122,12 @@ step "${M[@]}" ps -p "$project"
 heading "4. Allowed: web -> api (web depends_on api), api -> db:5432 (x-moat.allow)"
 run_in web wget -qO- http://api:8080/
 run_in api nc -w 2 db 5432 </dev/null
+
+heading "4b. Published: web's port 80 is the host's port 18080 (ports: [\"18080:80\"])"
+# the bridge's address (the gateway, .1 of the environment's /24) is a local address of the host
+gw=$("${M[@]}" ps -p "$project" --format json | jq -r '.[] | select(.name == "web") | .address' | sed 's/\.[0-9]*$/.1/')
+if command -v curl >/dev/null; then step curl -sS --max-time 3 "http://$gw:18080/"
+else step wget -qO- -T 3 "http://$gw:18080/"; fi
 
 heading "5. Forbidden: web -> db (not declared): dropped on the host side, where web cannot change it"
 shown web nc -w 2 db 5432

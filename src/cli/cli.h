@@ -45,3 +45,8 @@ int cli_env_down(struct moat_globals *g, int argc, char **argv, int idx);      /
 int cli_env_events(struct moat_globals *g, int argc, char **argv, int idx);      /* cli/env_more.c */
 int cli_env_logs(struct moat_globals *g, int argc, char **argv, int idx);        /* cli/env_more.c */
 int cli_env_exec(struct moat_globals *g, int argc, char **argv, int idx);        /* cli/env_more.c */
+int cli_env_restart(struct moat_globals *g, int argc, char **argv, int idx);     /* cli/env_up.c */
+/* Prints the services' logs (SERVICE | line) from dir's logs/, older rotated parts first;
+ * with follow, until the environment is gone or keep_going says false (cli/env_more.c). */
+int cli_env_print_logs(const char *dir, json_t *state, const char *service, bool follow,
+                       bool (*keep_going)(void *userdata), void *userdata);

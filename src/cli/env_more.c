@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -200,6 +201,99 @@ static ssize_t log_pump(struct log_src *l, bool prefix)
         return fflush(stdout) == 0 ? total : -EPIPE;
 }
 
+/* A log capped by the supervisor was truncated under us: read it again from its start. */
+static void log_rewind_if_truncated(struct log_src *l)
+{
+        struct stat st;
+        off_t pos = lseek(l->fd, 0, SEEK_CUR);
+        if (fstat(l->fd, &st) == 0 && pos > st.st_size)
+                (void)lseek(l->fd, 0, SEEK_SET);
+}
+
+/* The older copies the cap kept (S.log.N ... S.log.1), oldest first. */
+static int print_rotated(const char *path, const char *name, bool prefix)
+{
+        for (int k = 100; k >= 1; k--) {
+                _cleanup_free_ char *old = NULL;
+                if (asprintf(&old, "%s.%d", path, k) < 0)
+                        return -ENOMEM;
+                int fd = open(old, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+                if (fd < 0)
+                        continue;
+                struct log_src l = { .name = name, .fd = fd };
+                ssize_t r = log_pump(&l, prefix);
+                if (l.n_partial)
+                        printf("%s%s%.*s\n", prefix ? name : "", prefix ? " | " : "", (int)l.n_partial, l.partial);
+                free(l.partial);
+                close(fd);
+                if (r < 0)
+                        return (int)r;
+        }
+        return 0;
+}
+
+int cli_env_print_logs(const char *dir, json_t *state, const char *service, bool follow,
+                       bool (*keep_going)(void *userdata), void *userdata)
+{
+        json_t *svcs = json_object_get(state, "services");
+        size_t n = json_array_size(svcs), m = 0, i;
+        struct log_src *ls = calloc(n + 1, sizeof(*ls));
+        int ret = 0;
+        json_t *e;
+        if (!ls)
+                return -ENOMEM;
+        json_array_foreach(svcs, i, e) {
+                const char *name = json_string_value(json_object_get(e, "name"));
+                if (!name || (service && !STREQ(service, name)))
+                        continue;
+                ls[m++] = (struct log_src){ .name = name, .fd = -EBADF };
+        }
+        bool prefix = m > 1 || !service;
+        for (size_t k = 0; k < m; k++) {
+                _cleanup_free_ char *path = NULL;
+                if (asprintf(&path, "%s/logs/%s.log", dir, ls[k].name) < 0) {
+                        ret = -ENOMEM;
+                        goto out;
+                }
+                if (!follow && (ret = print_rotated(path, ls[k].name, prefix)) < 0)
+                        goto out;
+                ls[k].fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+                if (ls[k].fd < 0 && errno != ENOENT) {
+                        ret = -errno;
+                        fprintf(stderr, "moat logs: cannot open '%s': %s\n", path, strerror(errno));
+                        goto out;
+                }
+        }
+        for (;;) {
+                for (size_t k = 0; k < m; k++) {
+                        if (ls[k].fd < 0)
+                                continue;
+                        log_rewind_if_truncated(&ls[k]);
+                        ssize_t r = log_pump(&ls[k], prefix);
+                        if (r < 0) {
+                                ret = (int)r;
+                                goto out;
+                        }
+                }
+                if (!follow || access(dir, F_OK) < 0 || (keep_going && !keep_going(userdata)))
+                        break;
+                struct timespec ts = { 0, 200 * 1000000L };
+                nanosleep(&ts, NULL);
+        }
+        for (size_t k = 0; k < m; k++)
+                if (ls[k].n_partial) /* a last line without '\n' */
+                        printf("%s%s%.*s\n", prefix ? ls[k].name : "", prefix ? " | " : "", (int)ls[k].n_partial,
+                               ls[k].partial);
+out:
+        for (size_t k = 0; k < m; k++) {
+                if (ls[k].fd >= 0)
+                        close(ls[k].fd);
+                free(ls[k].partial);
+        }
+        free(ls);
+        return fflush(stdout) == 0 ? ret : -EPIPE;
+}
+
 int cli_env_logs(struct moat_globals *g, int argc, char **argv, int idx)
 {
         const char *project = NULL, *service = NULL;
@@ -218,7 +312,8 @@ int cli_env_logs(struct moat_globals *g, int argc, char **argv, int idx)
         }
         if (help) {
                 printf("Usage: moat logs [-p NAME] [-f] [SERVICE]\n\n"
-                       "The output of a service, or of every service (each line prefixed 'SERVICE | ').\n"
+                       "The output of a service, or of every service (each line prefixed 'SERVICE | '),\n"
+                       "older rotated parts first (the log is capped: logging.options.max-size/max-file).\n"
                        "  -f, --follow   keep printing what comes, until interrupted\n");
                 return 0;
         }
@@ -226,66 +321,16 @@ int cli_env_logs(struct moat_globals *g, int argc, char **argv, int idx)
         json_t *state = NULL;
         if (env_open(g, "logs", project, &dir, &state) != 0)
                 return 1;
-        json_t *svcs = json_object_get(state, "services");
-        size_t n = json_array_size(svcs), m = 0, i;
-        struct log_src *ls = calloc(n + 1, sizeof(*ls));
         int ret = 0;
-        json_t *e;
-        if (!ls) {
-                json_decref(state);
-                return fail("logs", NULL, -ENOMEM);
-        }
         if (service && !moat_env_state_service(state, service)) {
                 fprintf(stderr, "moat logs: no service '%s' in the environment\n", service);
                 ret = 1;
-                goto out;
+        } else {
+                int r = cli_env_print_logs(dir, state, service, follow, NULL, NULL);
+                ret = r < 0 && r != -EPIPE ? fail("logs", NULL, r) : 0;
         }
-        json_array_foreach(svcs, i, e) {
-                const char *name = json_string_value(json_object_get(e, "name"));
-                if (!name || (service && !STREQ(service, name)))
-                        continue;
-                _cleanup_free_ char *path = NULL;
-                if (asprintf(&path, "%s/logs/%s.log", dir, name) < 0) {
-                        ret = fail("logs", NULL, -ENOMEM);
-                        goto out;
-                }
-                int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-                if (fd < 0 && errno != ENOENT) {
-                        fprintf(stderr, "moat logs: cannot open '%s': %s\n", path, strerror(errno));
-                        ret = 1;
-                        goto out;
-                }
-                ls[m++] = (struct log_src){ .name = name, .fd = fd };
-        }
-        bool prefix = m > 1;
-        for (;;) {
-                for (size_t k = 0; k < m; k++) {
-                        if (ls[k].fd < 0)
-                                continue;
-                        ssize_t r = log_pump(&ls[k], prefix);
-                        if (r < 0) {
-                                ret = r == -EPIPE ? 0 : fail("logs", NULL, (int)r);
-                                goto out;
-                        }
-                }
-                if (!follow || access(dir, F_OK) < 0)
-                        break;
-                struct timespec ts = { 0, 200 * 1000000L };
-                nanosleep(&ts, NULL);
-        }
-        for (size_t k = 0; k < m; k++)
-                if (ls[k].n_partial) /* a last line without '\n' */
-                        printf("%s%s%.*s\n", prefix ? ls[k].name : "", prefix ? " | " : "", (int)ls[k].n_partial,
-                               ls[k].partial);
-out:
-        for (size_t k = 0; k < m; k++) {
-                if (ls[k].fd >= 0)
-                        close(ls[k].fd);
-                free(ls[k].partial);
-        }
-        free(ls);
         json_decref(state);
-        return fflush(stdout) == 0 ? ret : 1;
+        return ret;
 }
 
 /* ---------------------------------------------------------------- exec */

@@ -21,6 +21,8 @@ static void moat_usage(void)
                "Usage: moat [--store DIR] [--root DIR] [--debug] COMMAND ...\n\n"
                "  run [OPTIONS] IMAGE [--] [CMD...]   a one-shot container from an image\n"
                "  image pull|import|ls|inspect|tag|rm|prune\n"
+               "  config | up [-d] | down [-v] | ps | logs [-f] | exec | restart | events [--follow]\n"
+               "                                       environments from a Compose file (docs/environments.md)\n"
                "  runtime VERB ...                     the OCI runtime (also installed as moat-runtime)\n"
                "  version\n",
                MOAT_VERSION);
@@ -71,6 +73,7 @@ static int moat_main(int argc, char **argv)
         if (strcmp(verb, "events") == 0) return cli_env_events(&g, argc, argv, idx);
         if (strcmp(verb, "logs") == 0) return cli_env_logs(&g, argc, argv, idx);
         if (strcmp(verb, "exec") == 0) return cli_env_exec(&g, argc, argv, idx);
+        if (strcmp(verb, "restart") == 0) return cli_env_restart(&g, argc, argv, idx);
         if (strcmp(verb, "help") == 0) {
                 moat_usage();
                 return 0;

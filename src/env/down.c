@@ -19,6 +19,7 @@
 #include "core/util.h"
 #include "env/supervisor.h"
 #include "env/up.h"
+#include "env/volumes.h"
 #include "image/bundle.h"
 #include "net/ipam.h"
 #include "net/link.h"
@@ -150,7 +151,6 @@ static int mounted_under(const char *dir, char **which)
 int moat_env_down(const struct moat_env_opts *o, const char *project, bool volumes, bool *found,
                   struct moat_error **err)
 {
-        (void)volumes; /* no named volumes are made yet */
         _cleanup_free_ char *dir = moat_env_dir(o, project), *rtroot = NULL;
         if (!dir || asprintf(&rtroot, "%s/runtime", dir) < 0)
                 return -ENOMEM;
@@ -203,6 +203,10 @@ int moat_env_down(const struct moat_env_opts *o, const char *project, bool volum
         }
         json_decref(state);
         state = NULL;
+        if (volumes) {
+                r = moat_env_volumes_remove(o->volumes ? o->volumes : MOAT_VOLUMES_DIR, project, &e);
+                keep_err(&ret, err, r, TAKE_PTR(e));
+        }
         if (ret < 0)
                 return ret; /* the record stays: down again once the cause is fixed */
         _cleanup_free_ char *m = NULL;
@@ -247,7 +251,18 @@ int moat_env_ps(const struct moat_env_opts *o, const char *project, json_t **out
                 json_object_set(e, "name", json_object_get(s, "name"));
                 if (id)
                         json_object_set_new(e, "id", json_string(id));
-                json_object_set_new(e, "state", json_string(st ? st : "absent"));
+                /* the supervisor's word (running, exited, restarting, failed, stopped), unless the
+                 * container says otherwise (a supervisor killed cannot record an exit) */
+                const char *rec = json_string_value(json_object_get(s, "state"));
+                if (rec && STREQ(rec, "running") && (!st || !STREQ(st, "running")))
+                        rec = "exited";
+                json_object_set_new(e, "state", json_string(rec ? rec : st ? st : "absent"));
+                static const char *const keys[] = { "health", "restarts", "exit_status", "error" };
+                for (size_t k = 0; k < ARRAY_SIZE(keys); k++) {
+                        json_t *x = json_object_get(s, keys[k]);
+                        if (x)
+                                json_object_set(e, keys[k], x);
+                }
                 json_t *addr = json_object_get(s, "address");
                 json_object_set_new(e, "address", addr ? json_incref(addr) : json_string(""));
                 if (pid > 0)

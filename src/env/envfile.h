@@ -107,6 +107,8 @@ struct moat_env_service {
         int64_t memory;             /* bytes; 0: no limit (mem_limit or deploy.resources.limits.memory) */
         double cpus;                /* 0: no limit */
         int64_t pids;               /* 0: no limit */
+        int64_t log_max;            /* logging.options.max-size in bytes; 0: moat's default */
+        int log_files;              /* logging.options.max-file; 0: moat's default */
         /* x-moat */
         enum moat_env_isolation isolation;
         struct moat_env_allow *allow;

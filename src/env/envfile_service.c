@@ -445,6 +445,48 @@ static int resources_map(struct ef_ctx *c, const char *key, yaml_node_t *k, yaml
         return 0;
 }
 
+/* logging: the log moat keeps of the service is size-capped: options max-size and max-file
+ * (json-file / local drivers' names) set the cap; other drivers are not there. */
+static int log_options_map(struct ef_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v, void *data)
+{
+        struct moat_env_service *s = data;
+        if (STREQ(key, "max-size")) {
+                _cleanup_free_ char *str = NULL;
+                int r = ef_string(c, v, "logging.options.max-size", &str);
+                if (r < 0)
+                        return r;
+                if (moat_env_parse_size(str, &s->log_max) < 0 || s->log_max <= 0)
+                        return ef_fail(c, v, "logging.options.max-size", "'%s' is not a size", str);
+                return 0;
+        }
+        if (STREQ(key, "max-file")) {
+                int64_t n = 0;
+                int r = ef_int(c, v, "logging.options.max-file", 1, 100, &n);
+                s->log_files = (int)n;
+                return r;
+        }
+        char kb[96];
+        ef_unknown(c, k, NULL, path_key(kb, sizeof(kb), "logging.options", key));
+        return 0;
+}
+
+static int logging_map(struct ef_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v, void *data)
+{
+        if (STREQ(key, "options"))
+                return ef_map_foreach(c, v, "logging.options", log_options_map, data);
+        if (STREQ(key, "driver")) {
+                _cleanup_free_ char *d = NULL;
+                int r = ef_string(c, v, "logging.driver", &d);
+                if (r >= 0 && !STREQ(d, "json-file") && !STREQ(d, "local"))
+                        moat_warn("%s:%d: service '%s': logging driver '%s' is not supported: the service's log is "
+                                  "a file moat keeps (moat logs)", c->name, ef_line(v), c->svc, d);
+                return r;
+        }
+        char kb[96];
+        ef_unknown(c, k, NULL, path_key(kb, sizeof(kb), "logging", key));
+        return 0;
+}
+
 static int deploy_map(struct ef_ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v, void *data)
 {
         if (STREQ(key, "resources"))
@@ -600,7 +642,7 @@ static int xmoat_map(struct ef_ctx *c, const char *key, yaml_node_t *k, yaml_nod
 
 static const char *const unsupported[] = {
         "build", "container_name", "hostname", "labels", "expose", "extra_hosts", "dns", "dns_search",
-        "logging", "stop_signal", "stop_grace_period", "init", "privileged", "devices", "security_opt",
+        "stop_signal", "stop_grace_period", "init", "privileged", "devices", "security_opt",
         "ulimits", "shm_size", "profiles", "platform", "pull_policy", "stdin_open", "tty", "domainname",
         "sysctls", "ipc", "pid", "network_mode", "secrets", "configs", "links", "external_links",
         "group_add", "mac_address", "oom_score_adj", "memswap_limit", "mem_reservation", "cpu_shares",
@@ -649,6 +691,8 @@ static int service_key(struct ef_ctx *c, const char *key, yaml_node_t *k, yaml_n
         }
         if (STREQ(key, "read_only"))
                 return ef_bool(c, v, key, &s->read_only);
+        if (STREQ(key, "logging"))
+                return ef_map_foreach(c, v, "logging", logging_map, s);
         if (STREQ(key, "cap_add"))
                 return parse_caps(c, v, key, &s->cap_add);
         if (STREQ(key, "cap_drop"))

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The environment supervisor v0 (env/supervisor.h): a daemon with one epoll loop over the NFLOG
- * receiver, a cgroup watch per service, a pidfd per service init and a signalfd, feeding an
- * event bus whose sinks are the environment's event log and the on-violation sink. */
+/* The environment supervisor (env/supervisor.h): a daemon with one epoll loop over the NFLOG
+ * receiver, the services (sup_run.c: a pidfd and a cgroup watch each, health probes, one
+ * timer), the control socket and a signalfd, feeding an event bus whose sinks are the
+ * environment's event log and the on-violation sink. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +24,7 @@
 #include "core/cleanup.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "env/sup.h"
 #include "env/supervisor.h"
 #include "env/up.h"
 #include "events/bus.h"
@@ -36,42 +38,13 @@
 #define STOP_KILL_MS 2000
 #define NFLOG_RETRY_MS 500
 
-struct sup_svc {
-        const char *name, *id; /* borrowed from the state */
-        struct in_addr addr;
-        bool has_addr;
-        enum moat_on_violation ov;
-        int pidfd;
-        pid_t pid;
-        struct moat_cgroup *cg;
-        struct moat_cgroup_watch *w;
-        struct sup *s;
-};
-
-struct sup {
-        const char *dir;
-        const char *project;
-        json_t *state;
-        char *rtroot;
-        struct moat_runtime rt;
-        struct sup_svc *svc;
-        size_t n;
-        struct moat_events_loop *loop;
-        struct moat_event_bus *bus;
-        struct moat_event_log *log;
-        struct moat_nflog *nfl;
-        struct moat_violation_sink vs;
-        int sigfd, retryfd;
-        bool quit;
-};
-
 static int pidfd_open_(pid_t pid)
 {
         int fd = (int)syscall(SYS_pidfd_open, pid, 0);
         return fd < 0 ? -errno : fd;
 }
 
-static struct sup_svc *svc_by_name(struct sup *s, const char *name)
+struct sup_svc *sup_svc_by_name(struct sup *s, const char *name)
 {
         for (size_t i = 0; name && i < s->n; i++)
                 if (strcmp(s->svc[i].name, name) == 0)
@@ -87,7 +60,16 @@ static struct sup_svc *svc_by_addr(struct sup *s, struct in_addr a)
         return NULL;
 }
 
-static void emit(struct sup *s, struct moat_event *ev)
+int sup_save(struct sup *s)
+{
+        _cleanup_error_ struct moat_error *err = NULL;
+        int r = moat_env_state_save(s->dir, s->state, &err);
+        if (r < 0)
+                moat_warn("%s", err && err->msg ? err->msg : strerror(-r));
+        return r;
+}
+
+void sup_emit(struct sup *s, struct moat_event *ev)
 {
         int r = moat_event_bus_emit(s->bus, ev);
         if (r < 0)
@@ -118,7 +100,7 @@ static void on_nflog(const struct moat_nflog_record *rec, void *userdata)
                                                                      : "other");
         if (rec->dport)
                 moat_event_set_int(ev, "dport", rec->dport);
-        emit(s, ev);
+        sup_emit(s, ev);
 }
 
 static int nflog_ready(int fd, uint32_t revents, void *userdata)
@@ -168,29 +150,6 @@ static int nflog_retry(int fd, uint32_t revents, void *userdata)
         return 0;
 }
 
-static int exit_ready(int fd, uint32_t revents, void *userdata)
-{
-        (void)revents;
-        struct sup_svc *v = userdata;
-        struct sup *s = v->s;
-        if (v->w)
-                moat_cgroup_watch_process(v->w); /* an OOM kill just before the exit comes first */
-        moat_events_loop_remove_fd(s->loop, fd);
-        _cleanup_event_ struct moat_event *ev = NULL;
-        if (moat_event_new(s->project, v->name, MOAT_EV_EXIT, &ev) >= 0) {
-                moat_event_set_int(ev, "pid", v->pid);
-                siginfo_t si = { 0 };
-                /* only a child's status can be collected; ours are not (the runtime made them) */
-                if (waitid((idtype_t)3 /* P_PIDFD */, (id_t)fd, &si, WEXITED | WNOHANG) == 0 && si.si_pid > 0)
-                        moat_event_set_int(ev, "status", si.si_code == CLD_EXITED ? si.si_status
-                                                                                  : 128 + si.si_status);
-                emit(s, ev);
-        }
-        close(v->pidfd);
-        v->pidfd = -EBADF;
-        return 0;
-}
-
 static int signal_ready(int fd, uint32_t revents, void *userdata)
 {
         (void)revents;
@@ -207,7 +166,7 @@ static int signal_ready(int fd, uint32_t revents, void *userdata)
 static enum moat_on_violation ov_policy(void *userdata, const char *env, const char *service)
 {
         (void)env;
-        struct sup_svc *v = svc_by_name(userdata, service);
+        struct sup_svc *v = sup_svc_by_name(userdata, service);
         return v ? v->ov : MOAT_ON_VIOLATION_LOG;
 }
 
@@ -215,52 +174,13 @@ static int ov_act(void *userdata, const char *env, const char *service, enum moa
 {
         (void)env;
         struct sup *s = userdata;
-        struct sup_svc *v = svc_by_name(s, service);
+        struct sup_svc *v = sup_svc_by_name(s, service);
         if (!v)
                 return -ESRCH;
-        _cleanup_error_ struct moat_error *err = NULL;
-        int r = action == MOAT_ON_VIOLATION_KILL ? moat_container_kill(&s->rt, v->id, SIGKILL, true, &err)
-                                                 : moat_container_kill(&s->rt, v->id, SIGTERM, false, &err);
-        if (r < 0)
-                moat_warn("on-violation %s of '%s': %s", moat_on_violation_name(action), service,
-                          err && err->msg ? err->msg : strerror(-r));
-        return r;
+        return sup_service_stop(v, action == MOAT_ON_VIOLATION_KILL);
 }
 
 /* ---------------------------------------------------------------- setup */
-
-static int setup_service(struct sup *s, struct sup_svc *v, int rootfd)
-{
-        _cleanup_error_ struct moat_error *err = NULL;
-        _cleanup_close_ int dirfd = -EBADF;
-        struct moat_state *st = NULL;
-        int r = moat_state_dir_open(rootfd, v->id, true, &dirfd, &err);
-        if (r >= 0)
-                r = moat_state_read(dirfd, v->id, &st, &err);
-        if (r < 0) {
-                moat_warn("service '%s': no container state: %s", v->name, err && err->msg ? err->msg : "");
-                return 0;
-        }
-        v->pid = st->pid;
-        v->pidfd = moat_state_pidfd(st);
-        if (v->pidfd >= 0) {
-                r = moat_events_loop_add_fd(s->loop, v->pidfd, EPOLLIN, exit_ready, v);
-                if (r < 0)
-                        goto out;
-        }
-        if (st->cgroup_path && moat_cgroup_open(st->cgroup_path, &v->cg, &err) >= 0) {
-                r = moat_cgroup_watch_new(v->cg, s->project, v->name, moat_event_bus_emit_cb, s->bus, &v->w, &err);
-                if (r >= 0)
-                        r = moat_cgroup_watch_attach(v->w, s->loop);
-                if (r < 0)
-                        moat_warn("service '%s': no cgroup events: %s", v->name,
-                                  err && err->msg ? err->msg : strerror(-r));
-        }
-        r = 0;
-out:
-        moat_state_free(st);
-        return r;
-}
 
 static int setup(struct sup *s, struct moat_error **err)
 {
@@ -280,10 +200,6 @@ static int setup(struct sup *s, struct moat_error **err)
         if (!s->rtroot)
                 return -ENOMEM;
         s->rt.root = s->rtroot;
-        json_t *svcs = json_object_get(s->state, "services");
-        s->svc = calloc(json_array_size(svcs) + 1, sizeof(*s->svc));
-        if (!s->svc)
-                return -ENOMEM;
         if ((r = moat_events_loop_new(&s->loop)) < 0 || (r = moat_event_bus_new(&s->bus)) < 0)
                 return r;
         r = moat_event_log_open(s->dir, 0, &s->log, err);
@@ -293,23 +209,17 @@ static int setup(struct sup *s, struct moat_error **err)
         if ((r = moat_event_bus_add_sink(s->bus, moat_event_sink_log, s->log)) < 0 ||
             (r = moat_event_bus_add_sink(s->bus, moat_event_sink_violation, &s->vs)) < 0)
                 return r;
-        size_t i;
-        json_t *e;
-        json_array_foreach(svcs, i, e) {
-                struct sup_svc *v = &s->svc[s->n];
-                v->s = s;
-                v->pidfd = -EBADF;
-                v->name = json_string_value(json_object_get(e, "name"));
-                v->id = json_string_value(json_object_get(e, "id"));
-                if (!v->name || !v->id)
-                        continue;
-                const char *a = json_string_value(json_object_get(e, "address"));
-                v->has_addr = a && inet_pton(AF_INET, a, &v->addr) == 1;
-                const char *ov = json_string_value(json_object_get(e, "on_violation"));
-                if (!ov || moat_on_violation_from_name(ov, &v->ov) < 0)
-                        v->ov = MOAT_ON_VIOLATION_LOG;
-                s->n++;
-        }
+        const char *subnet = json_string_value(json_object_get(s->state, "subnet"));
+        const char *gw = json_string_value(json_object_get(s->state, "gateway"));
+        char sn[INET_ADDRSTRLEN] = "";
+        unsigned len = 0;
+        if (!subnet || !gw || sscanf(subnet, "%15[0-9.]/%u", sn, &len) != 2 || len > 32 ||
+            inet_pton(AF_INET, sn, &s->net.subnet) != 1 || inet_pton(AF_INET, gw, &s->net.gateway) != 1)
+                return moat_error_input(err, -EBADMSG, "the record in '%s' has no subnet/gateway", s->dir);
+        s->net.prefixlen = len;
+        r = sup_services_load(s, err);
+        if (r < 0)
+                return r;
         r = nflog_try(s);
         if (r == -EBUSY || r == -EPERM) { /* nfnetlink_log says EPERM when another socket has the group */
                 moat_warn("NFLOG group %d is held by another listener (another environment's supervisor?): "
@@ -336,36 +246,34 @@ static int setup(struct sup *s, struct moat_error **err)
         r = moat_events_loop_add_fd(s->loop, s->sigfd, EPOLLIN, signal_ready, s);
         if (r < 0)
                 return r;
-        _cleanup_close_ int rootfd = moat_root_open(s->rtroot, false, err);
-        if (rootfd < 0)
-                return rootfd;
-        for (size_t k = 0; k < s->n; k++) {
-                r = setup_service(s, &s->svc[k], rootfd);
-                if (r < 0)
-                        return moat_error_set(err, -r, "service '%s'", s->svc[k].name);
-        }
+        s->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+        if (s->timerfd < 0)
+                return moat_error_set(err, errno, "timerfd");
+        r = moat_events_loop_add_fd(s->loop, s->timerfd, EPOLLIN, sup_timer_ready, s);
+        if (r < 0)
+                return r;
+        s->log_check_ns = sup_now_ns() + (int64_t)SUP_LOG_CHECK_MS * 1000000;
+        r = sup_ctl_listen(s, err);
+        if (r < 0)
+                return r;
+        sup_services_adopt(s);
         return 0;
 }
 
 static void teardown(struct sup *s)
 {
-        for (size_t k = 0; s->svc && k < s->n; k++) {
-                struct sup_svc *v = &s->svc[k];
-                if (v->w) {
-                        moat_cgroup_watch_detach(v->w, s->loop);
-                        moat_cgroup_watch_free(v->w);
-                }
-                moat_cgroup_free(v->cg);
-                if (v->pidfd >= 0)
-                        close(v->pidfd);
-        }
-        free(s->svc);
+        sup_ctl_free(s);
+        sup_services_free(s);
         if (s->nfl)
                 moat_nflog_close(s->nfl);
         if (s->sigfd >= 0)
                 close(s->sigfd);
         if (s->retryfd >= 0)
                 close(s->retryfd);
+        if (s->timerfd >= 0)
+                close(s->timerfd);
+        if (s->ready >= 0)
+                close(s->ready);
         moat_event_bus_free(s->bus);
         moat_event_log_free(s->log);
         moat_events_loop_free(s->loop);
@@ -397,24 +305,28 @@ static int write_pid_file(const char *dir, struct moat_error **err)
 }
 
 /* The daemon itself: never returns. */
-static _Noreturn void daemon_main(const char *dir, int ready)
+static _Noreturn void daemon_main(const char *dir, int ready, bool wait_healthy)
 {
-        struct sup s = { .dir = dir, .sigfd = -EBADF, .retryfd = -EBADF };
+        struct sup s = { .dir = dir, .sigfd = -EBADF, .retryfd = -EBADF, .timerfd = -EBADF, .ready = -EBADF,
+                         .wait_healthy = wait_healthy };
         struct moat_error *err = NULL;
         prctl(PR_SET_NAME, MOAT_ENV_SUPERVISOR_COMM);
+        /* the services' inits are our children; with a user namespace, grandchildren */
+        (void)prctl(PR_SET_CHILD_SUBREAPER, 1);
         int r = setup(&s, &err);
         if (r >= 0)
                 r = write_pid_file(dir, &err);
         if (r < 0) {
-                const char *m = err && err->msg ? err->msg : strerror(-r);
-                (void)write_all(ready, m, strlen(m));
+                _cleanup_free_ char *m = NULL;
+                if (asprintf(&m, "E %s\n", err && err->msg ? err->msg : strerror(-r)) >= 0)
+                        (void)write_all(ready, m, strlen(m));
                 moat_error_free(err);
                 teardown(&s);
                 _exit(1);
         }
-        (void)write_all(ready, "", 1);
-        close(ready);
+        s.ready = ready;
         moat_debug("supervisor of '%s' running (%zu services)", s.project, s.n);
+        sup_schedule(&s);
         while (!s.quit) {
                 r = moat_events_loop_run_once(s.loop, -1);
                 if (r < 0 && r != -EINTR)
@@ -427,7 +339,34 @@ static _Noreturn void daemon_main(const char *dir, int ready)
         _exit(0);
 }
 
-int moat_env_supervisor_start(const char *dir, struct moat_error **err)
+/* Reads the daemon's answer: "P text" lines (progress), then "K" or "E message". */
+static int read_answer(int fd, const struct moat_env_sup_opts *o, const char *logpath, struct moat_error **err)
+{
+        _cleanup_fclose_ FILE *f = fdopen(fd, "r");
+        if (!f) {
+                close(fd);
+                return -ENOMEM;
+        }
+        _cleanup_free_ char *line = NULL;
+        size_t cap = 0;
+        ssize_t n;
+        while ((n = getline(&line, &cap, f)) > 0) {
+                if (line[n - 1] == '\n')
+                        line[--n] = '\0';
+                if (line[0] == 'P' && line[1] == ' ') {
+                        if (o && o->progress)
+                                o->progress(line + 2, o->userdata);
+                } else if (line[0] == 'K') {
+                        return 0;
+                } else if (line[0] == 'E' && line[1] == ' ') {
+                        return moat_error_input(err, -EIO, "%s", line + 2);
+                }
+        }
+        return moat_error_input(err, -ECHILD, "the supervisor ended before the environment was up (see '%s')",
+                                logpath);
+}
+
+int moat_env_supervisor_start(const char *dir, const struct moat_env_sup_opts *o, struct moat_error **err)
 {
         _cleanup_free_ char *logpath = NULL;
         if (asprintf(&logpath, "%s/" MOAT_ENV_SUPERVISOR_LOG, dir) < 0)
@@ -463,30 +402,13 @@ int moat_env_supervisor_start(const char *dir, struct moat_error **err)
                 umask(077);
                 signal(SIGPIPE, SIG_IGN);
                 moat_log_setup(2, MOAT_LOG_TEXT, MOAT_LOG_WARNING);
-                daemon_main(dir, 3);
+                daemon_main(dir, 3, o && o->wait_healthy);
         }
         close(pfd[1]);
         int st = 0;
         while (waitpid(mid, &st, 0) < 0 && errno == EINTR)
                 ;
-        char msg[1024];
-        ssize_t n, got = 0;
-        while (got < (ssize_t)sizeof msg - 1 && (n = read(pfd[0], msg + got, sizeof msg - 1 - (size_t)got)) != 0) {
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        break;
-                got += n;
-                if (msg[got - 1] == '\0')
-                        break;
-        }
-        close(pfd[0]);
-        msg[got] = '\0';
-        if (got > 0 && msg[got - 1] == '\0' && got == 1)
-                return 0;
-        if (got == 0)
-                return moat_error_input(err, -ECHILD, "the supervisor did not start (see '%s')", logpath);
-        return moat_error_input(err, -EIO, "the supervisor did not start: %s", msg);
+        return read_answer(pfd[0], o, logpath, err);
 }
 
 /* ---------------------------------------------------------------- stop */

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* moat up: an environment's services as containers on one bridge behind its nft policy.
  * Order: the record, IPAM addresses for every service, the bridge, the policy (before any
- * service runs: nothing is ever unprotected), /etc/hosts, then per service in start order:
- * the bundle, create, the veth into its netns, start. */
+ * service runs: nothing is ever unprotected), /etc/hosts, each service's bundle; then the
+ * supervisor (env/supervisor.h) starts the services in dependency order. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +17,8 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "env/supervisor.h"
+#include "env/svcopts.h"
+#include "env/volumes.h"
 #include "env/up.h"
 #include "image/bundle.h"
 #include "image/image.h"
@@ -102,29 +104,63 @@ static int check_services(struct up *u, struct moat_error **err)
                         *err = lerr;
                         return moat_error_prefix(err, r, "service '%s': image '%s'", s->name, s->image);
                 }
-                for (size_t k = 0; k < s->n_depends_on; k++)
-                        if (s->depends_on[k].condition != MOAT_DEP_STARTED)
-                                moat_warn("service '%s': depends_on '%s' with condition %s: health checks and "
-                                          "completion are not supported yet, treated as service_started",
-                                          s->name, s->depends_on[k].service,
-                                          moat_env_condition_name(s->depends_on[k].condition));
-                for (size_t k = 0; k < s->n_mounts; k++)
-                        if (s->mounts[k].type == MOAT_MOUNT_VOLUME)
-                                moat_warn("service '%s': volume '%s' on '%s' is not supported yet and is left out",
-                                          s->name, s->mounts[k].source ? s->mounts[k].source : "(anonymous)",
-                                          s->mounts[k].target);
-                if (s->cap_add || s->cap_drop)
-                        moat_warn("service '%s': cap_add/cap_drop are not supported yet and are ignored", s->name);
-                if (s->healthcheck.present && !s->healthcheck.disable)
-                        moat_warn("service '%s': healthcheck is not run yet (no supervisor)", s->name);
-                if (s->restart != MOAT_RESTART_NO)
-                        moat_warn("service '%s': restart: %s is not applied yet (no supervisor)", s->name,
-                                  moat_env_restart_name(s->restart));
+                for (size_t k = 0; k < s->n_depends_on; k++) {
+                        const struct moat_env_dep *d = &s->depends_on[k];
+                        const struct moat_env_service *t = moat_envfile_service(f, d->service);
+                        const struct moat_env_healthcheck *h = t ? &t->healthcheck : NULL;
+                        if (d->condition == MOAT_DEP_HEALTHY && (!h || !h->present || h->disable || !h->test))
+                                return moat_error_input(err, -EINVAL, "service '%s': depends_on '%s' with condition "
+                                                        "service_healthy, but '%s' has no healthcheck", s->name,
+                                                        d->service, d->service);
+                }
         }
         return 0;
 }
 
 /* ---------------------------------------------------------------- the policy */
+
+static int push_egress(const struct moat_env_service *s, const char *host, uint16_t port,
+                       struct moat_policy_egress **eg, size_t *n, size_t *cap, struct moat_error **err)
+{
+        if (*n == *cap) {
+                struct moat_policy_egress *ne = reallocarray(*eg, *cap * 2, sizeof(**eg));
+                if (!ne)
+                        return -ENOMEM;
+                *eg = ne;
+                *cap *= 2;
+        }
+        _cleanup_free_ char *spec = NULL;
+        if ((port ? asprintf(&spec, "%s:%u", host, port) : asprintf(&spec, "%s", host)) < 0)
+                return -ENOMEM;
+        int r = moat_policy_parse_egress(spec, &(*eg)[*n], err);
+        if (r < 0)
+                return moat_error_prefix(err, r, "service '%s': egress", s->name);
+        (*eg)[(*n)++].service = s->name;
+        return 0;
+}
+
+/* An egress entry: a CIDR as it is, a host name as the IPv4 addresses it resolves to now
+ * (the policy is made once, at up: a name that moves later is not followed). */
+static int add_egress(const struct moat_env_service *s, const struct moat_env_egress *x,
+                      struct moat_policy_egress **eg, size_t *n, size_t *cap, struct moat_error **err)
+{
+        if (x->is_cidr && strchr(x->host, ':')) {
+                moat_warn("service '%s': egress '%s': IPv6 is dropped in environments, left out", s->name, x->host);
+                return 0;
+        }
+        if (x->is_cidr)
+                return push_egress(s, x->host, x->port, eg, n, cap, err);
+        _cleanup_strv_ char **addrs = NULL;
+        int r = moat_env_egress_resolve(s, x, &addrs, err);
+        if (r < 0)
+                return r;
+        for (char **a = addrs; a && *a; a++) {
+                r = push_egress(s, *a, x->port, eg, n, cap, err);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
 
 static int apply_policy(struct up *u, struct moat_error **err)
 {
@@ -144,7 +180,8 @@ static int apply_policy(struct up *u, struct moat_error **err)
         _cleanup_free_ struct moat_policy_pair *pairs = calloc(p->n_edges ? p->n_edges : 1, sizeof(*pairs));
         _cleanup_free_ struct moat_policy_port *ports = calloc(n_ports ? n_ports : 1, sizeof(*ports));
         _cleanup_free_ struct moat_policy_publish *pub = calloc(n_pub ? n_pub : 1, sizeof(*pub));
-        _cleanup_free_ struct moat_policy_egress *eg = calloc(n_eg ? n_eg : 1, sizeof(*eg));
+        size_t cap_eg = n_eg ? n_eg : 1;
+        _cleanup_free_ struct moat_policy_egress *eg = calloc(cap_eg, sizeof(*eg));
         if (!svcs || !pairs || !ports || !pub || !eg)
                 return -ENOMEM;
         for (size_t i = 0; i < n; i++)
@@ -187,19 +224,9 @@ static int apply_policy(struct up *u, struct moat_error **err)
                                 };
                 }
                 for (size_t k = 0; k < s->n_egress; k++) {
-                        const struct moat_env_egress *x = &s->egress[k];
-                        if (!x->is_cidr || strchr(x->host, ':')) {
-                                moat_warn("service '%s': egress '%s': only IPv4 addresses and CIDRs are supported "
-                                          "yet, left out (denied)", s->name, x->host);
-                                continue;
-                        }
-                        _cleanup_free_ char *spec = NULL;
-                        if ((x->port ? asprintf(&spec, "%s:%u", x->host, x->port) : asprintf(&spec, "%s", x->host)) < 0)
-                                return -ENOMEM;
-                        int r = moat_policy_parse_egress(spec, &eg[neg], err);
+                        int r = add_egress(s, &s->egress[k], &eg, &neg, &cap_eg, err);
                         if (r < 0)
-                                return moat_error_prefix(err, r, "service '%s': egress", s->name);
-                        eg[neg++].service = s->name;
+                                return r;
                 }
         }
         char bridge[IFNAMSIZ];
@@ -329,6 +356,17 @@ static int patch_config(struct up *u, const struct moat_env_service *s, const ch
                 const char *o[] = { "nosuid", "nodev", mt->read_only ? "ro" : "rw", size[0] ? size : NULL, NULL };
                 json_array_append_new(mounts, mount_json(mt->target, "tmpfs", "tmpfs", o));
         }
+        _cleanup_free_ char *rootfs = NULL;
+        if (asprintf(&rootfs, "%s/rootfs", bundle) < 0)
+                goto out;
+        r = moat_env_volumes_mounts(u->p->file, s, u->p->project, u->o->volumes ? u->o->volumes : MOAT_VOLUMES_DIR,
+                                    u->dir, rootfs, mounts, err);
+        if (r < 0)
+                goto out;
+        r = moat_env_caps_apply(s, proc, err);
+        if (r < 0)
+                goto out;
+        r = -ENOMEM;
         if (s->read_only)
                 json_object_set_new(json_object_get(doc, "root"), "readonly", json_true());
         if (json_dump_file(doc, path, JSON_INDENT(2)) < 0) {
@@ -386,95 +424,57 @@ static int make_bundle(struct up *u, size_t i, const char *bundle, struct moat_e
         return patch_config(u, s, bundle, full, err);
 }
 
-/* The runtime's create hands our stdio to the container: give it the service's log and
- * /dev/null instead, so `up -d` never holds the caller's terminal or pipe open. */
-static int create_with_log(struct up *u, const char *id, const char *bundle, const char *log,
-                           struct moat_error **err)
+/* What the supervisor needs of a service beyond its bundle: its log, restart policy,
+ * health check and dependencies (it starts the services: env/sup_run.c). */
+static int record_service(struct up *u, size_t i, json_t *e)
 {
-        _cleanup_close_ int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        _cleanup_close_ int lfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
-        if (null < 0 || lfd < 0)
-                return moat_error_set(err, errno, "cannot open '%s'", null < 0 ? "/dev/null" : log);
-        int saved[3] = { -EBADF, -EBADF, -EBADF };
-        for (int k = 0; k < 3; k++)
-                saved[k] = fcntl(k, F_DUPFD_CLOEXEC, 3);
-        fflush(stdout);
-        fflush(stderr);
-        dup2(null, 0);
-        dup2(lfd, 1);
-        dup2(lfd, 2);
-        struct moat_create_opts co = { .id = id, .bundle = bundle };
-        int r = moat_container_create(&u->rt, &co, err);
-        for (int k = 0; k < 3; k++) {
-                if (saved[k] >= 0) {
-                        dup2(saved[k], k);
-                        close(saved[k]);
-                } else {
-                        close(k);
-                }
+        const struct moat_env_service *s = &u->p->file->services[i];
+        json_t *deps = json_array(), *hc = NULL;
+        if (!deps)
+                return -ENOMEM;
+        json_object_set_new(e, "depends_on", deps);
+        json_object_set_new(e, "log", json_sprintf("%s/logs/%s.log", u->dir, s->name));
+        json_object_set_new(e, "restart", json_string(moat_env_restart_name(s->restart)));
+        json_object_set_new(e, "restart_max", json_integer(s->restart_max));
+        if (s->log_max)
+                json_object_set_new(e, "log_max", json_integer(s->log_max));
+        if (s->log_files)
+                json_object_set_new(e, "log_files", json_integer(s->log_files));
+        for (size_t k = 0; k < s->n_depends_on; k++) {
+                const struct moat_env_dep *d = &s->depends_on[k];
+                json_array_append_new(deps, json_pack("{s:s, s:s, s:b}", "service", d->service, "condition",
+                                                      moat_env_condition_name(d->condition), "required", d->required));
         }
-        return r;
-}
-
-static int container_pid(struct up *u, const char *id, pid_t *pid, struct moat_error **err)
-{
-        json_t *st = NULL;
-        int r = moat_container_state(&u->rt, id, &st, err);
-        if (r < 0)
-                return r;
-        json_int_t v = json_integer_value(json_object_get(st, "pid"));
-        json_decref(st);
-        if (v <= 0)
-                return moat_error_input(err, -ESRCH, "container '%s' has no process", id);
-        *pid = (pid_t)v;
+        const struct moat_env_healthcheck *h = &s->healthcheck;
+        if (h->present && !h->disable && h->test && h->test[0]) {
+                json_t *test = json_array();
+                for (char **t = h->test; *t; t++)
+                        json_array_append_new(test, json_string(*t));
+                hc = json_pack("{s:o, s:I, s:I, s:I, s:I, s:i}", "test", test, "interval_ns", (json_int_t)h->interval_ns,
+                               "timeout_ns", (json_int_t)h->timeout_ns, "start_period_ns",
+                               (json_int_t)h->start_period_ns, "start_interval_ns", (json_int_t)h->start_interval_ns,
+                               "retries", h->retries);
+                if (!hc)
+                        return -ENOMEM;
+                json_object_set_new(e, "healthcheck", hc);
+        }
         return 0;
 }
 
-static int up_service(struct up *u, size_t i, struct moat_error **err)
+static int prepare_service(struct up *u, size_t i, struct moat_error **err)
 {
         const struct moat_env_service *s = &u->p->file->services[i];
         json_t *e = moat_env_state_service(u->state, s->name);
-        const char *id = json_string_value(json_object_get(e, "id"));
         const char *bundle = json_string_value(json_object_get(e, "bundle"));
-        _cleanup_free_ char *log = NULL;
-        if (asprintf(&log, "%s/logs/%s.log", u->dir, s->name) < 0)
-                return -ENOMEM;
-        json_object_set_new(e, "state", json_string("creating"));
+        json_object_set_new(e, "state", json_string("preparing"));
         int r = save(u, err);
         if (r < 0)
                 return r;
         r = make_bundle(u, i, bundle, err);
         if (r < 0)
                 return r;
-        r = create_with_log(u, id, bundle, log, err);
-        if (r < 0)
-                return moat_error_prefix(err, r, "service '%s'", s->name);
-        pid_t pid = 0;
-        r = container_pid(u, id, &pid, err);
-        if (r < 0)
-                return moat_error_prefix(err, r, "service '%s'", s->name);
-        char nspath[64], host_if[IFNAMSIZ] = "";
-        snprintf(nspath, sizeof nspath, "/proc/%d/ns/net", (int)pid);
-        _cleanup_close_ int nsfd = open(nspath, O_RDONLY | O_CLOEXEC);
-        if (nsfd < 0)
-                return moat_error_set(err, errno, "service '%s': cannot open '%s'", s->name, nspath);
-        json_object_set_new(e, "pid", json_integer(pid));
-        r = save(u, err);
-        if (r < 0)
-                return r;
-        r = moat_net_attach(NULL, -1, u->p->project, nsfd, u->addrs[i], &u->net, 0, host_if, err);
-        if (r < 0)
-                return moat_error_prefix(err, r, "service '%s'", s->name);
-        json_object_set_new(e, "host_if", json_string(host_if));
-        json_object_set_new(e, "state", json_string("starting"));
-        r = save(u, err);
-        if (r < 0)
-                return r;
-        r = moat_container_start(&u->rt, id, err);
-        if (r < 0)
-                return moat_error_prefix(err, r, "service '%s'", s->name);
-        json_object_set_new(e, "state", json_string("started"));
-        return save(u, err);
+        json_object_set_new(e, "state", json_string("planned"));
+        return 0;
 }
 
 /* ---------------------------------------------------------------- up */
@@ -543,6 +543,8 @@ static int do_up(struct up *u, struct moat_error **err)
                         return -ENOMEM;
                 json_object_set_new(e, "on_violation", json_string(moat_env_violation_name(s->on_violation)));
                 json_array_append_new(svcs, e);
+                if (record_service(u, p->order[k], e) < 0)
+                        return -ENOMEM;
         }
         r = save(u, err);
         if (r < 0)
@@ -571,7 +573,7 @@ static int do_up(struct up *u, struct moat_error **err)
         if (r < 0)
                 return r;
         for (size_t k = 0; k < f->n_services; k++) {
-                r = up_service(u, p->order[k], err);
+                r = prepare_service(u, p->order[k], err);
                 if (r < 0)
                         return r;
         }
@@ -594,8 +596,11 @@ int moat_env_up(const struct moat_plan *p, const struct moat_env_opts *o, struct
         if (u.addrs && u.images && u.dir && asprintf(&u.runtime_root, "%s/runtime", u.dir) >= 0) {
                 u.rt.root = u.runtime_root;
                 r = do_up(&u, err);
-                if (r >= 0)
-                        r = moat_env_supervisor_start(u.dir, err);
+                if (r >= 0) {
+                        struct moat_env_sup_opts so = { .wait_healthy = o->wait_healthy, .progress = o->progress,
+                                                        .userdata = o->userdata };
+                        r = moat_env_supervisor_start(u.dir, &so, err);
+                }
         }
         for (size_t i = 0; u.images && i < n; i++)
                 moat_image_free(u.images[i]);

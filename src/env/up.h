@@ -31,6 +31,10 @@ struct moat_env_opts {
         const char *store;     /* the image store */
         const char *ipam_dir;  /* IPAM state (persistent; NULL: /var/lib/moat/ipam) */
         const char *init_path; /* moat-init on the host (required by up) */
+        const char *volumes;   /* named volumes' root (NULL: /var/lib/moat/volumes) */
+        bool wait_healthy;     /* up returns once every health check has passed */
+        void (*progress)(const char *line, void *userdata); /* "web started" ... */
+        void *userdata;
 };
 
 /* Brings p up, detached: IPAM addresses, the bridge, the policy (before any service runs),
@@ -42,7 +46,7 @@ int moat_env_up(const struct moat_plan *p, const struct moat_env_opts *o, struct
 /* Removes everything the record of project lists, and anything of the environment found
  * without it (containers under its runtime root, bundles, moat-<tag> links, the nft tables).
  * Idempotent: an environment that is not there is not an error (*found = false).
- * volumes: also the named volumes (none are created yet). */
+ * volumes: also the environment's named volumes (<volumes>/<project>). */
 int moat_env_down(const struct moat_env_opts *o, const char *project, bool volumes, bool *found,
                   struct moat_error **err);
 

@@ -3,8 +3,8 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 
-/* Copies the contents of directory srcfd into directory dstfd (both readable
- * dir fds): files, dirs, symlinks, nodes; owner, mode and times kept; never
- * follows a symlink. */
-int moat_copy_tree(int srcfd, int dstfd);
+/* tmpcopyup: copies what was in the directory oldfd (opened before the mount)
+ * into the new tmpfs mfd, as moat_copy_tree (core/copytree.h) does. */
+int moat_rootfs_tmpcopyup(int oldfd, int mfd, char *where, size_t where_size);

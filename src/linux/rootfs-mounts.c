@@ -2,6 +2,7 @@
 /* One spec mount (config.json "mounts"), by type. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/magic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -271,10 +272,12 @@ static int mount_typed(const struct mctx *c, unsigned long magic)
         if (magic && !fd_on_fs(mfd, magic))
                 return merr(c, -EXDEV, "the mounted filesystem is not of the expected type");
         if (old >= 0) {
-                _cleanup_close_ int dst = openat(mfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                int r = dst < 0 ? -errno : moat_copy_tree(old, dst);
+                char where[PATH_MAX] = "";
+                int r = moat_rootfs_tmpcopyup(old, mfd, where, sizeof where);
                 if (r < 0)
-                        return moat_error_set(c->err, r, "mounts[%zu]: tmpcopyup into '%s'", c->idx, m->destination);
+                        return moat_error_set(c->err, r, "mounts[%zu]: tmpcopyup into '%s'%s%s%s", c->idx,
+                                              m->destination, where[0] ? ": cannot copy '" : "", where,
+                                              where[0] ? "'" : "");
         }
         return apply_attrs(c, mfd, false, 0, 0);
 }

@@ -7,30 +7,9 @@
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
-[ -x "$MOAT_BIN" ] || skip_all "moat not built ('$MOAT_BIN')"
-[ -x "$MOAT_BUILD_ROOT/moat-init" ] || skip_all "moat-init not built ('$MOAT_BUILD_ROOT/moat-init')"
-command -v nft >/dev/null || skip_all "nft is not installed (scripts/deps.sh)"
-command -v ip >/dev/null || skip_all "ip (iproute2) is not installed (scripts/deps.sh)"
-command -v jq >/dev/null || skip_all "jq is not installed (scripts/deps.sh)"
-[ -x "$MOAT_ROOTFS/bin/busybox" ] || skip_all "the test rootfs has no busybox (nc is needed)"
 [ -x "$MOAT_ROOTFS/bin/moat-helper" ] || skip_all "the test rootfs has no moat-helper"
-nc_help=$("$MOAT_ROOTFS/bin/busybox" nc --help 2>&1)
-[[ $nc_help == *"-l"*"-e PROG"* ]] || skip_all "the test rootfs' busybox has no nc with -l and -e"
-MKIMAGE=$_src_root/tests/lib/mkimage.sh
 
-STORE=$TEST_TMP/store
-P=mtev$$
-ENVDIR=/run/moat/env/$P
-export MOAT_IPAM_DIR=$TEST_TMP/ipam
-MOAT=("$MOAT_BIN" --store "$STORE")
-
-cleanup_env() { "${MOAT[@]}" down -p "$P" >/dev/null 2>&1; }
-trap 'rc=$?; cleanup_env; (exit $rc); _lib_exit' EXIT
-
-bash "$MKIMAGE" layout "$TEST_TMP/layout" --tag 1 --rootfs "$MOAT_ROOTFS" >/dev/null 2>"$TEST_TMP/mkimage.err" ||
-	bail_out "mkimage.sh: $(head -c 300 "$TEST_TMP/mkimage.err")"
-"${MOAT[@]}" image import "$TEST_TMP/layout" --name localhost/evtest:1 >"$TEST_TMP/import.out" 2>&1 ||
-	bail_out "moat image import: $(head -c 300 "$TEST_TMP/import.out")"
+env_setup mtev localhost/evtest:1
 
 mkdir -p "$TEST_TMP/proj"
 cat >"$TEST_TMP/proj/compose.yaml" <<'YAML'
@@ -61,7 +40,7 @@ F=(-f "$TEST_TMP/proj/compose.yaml" -p "$P")
 sup_pid() { awk '{print $1}' "$ENVDIR/supervisor.pid" 2>/dev/null; }
 leftovers() {
 	local out=""
-	ip -o link show 2>/dev/null | grep -q "moat-$P" && out+="links "
+	[ -n "$BRIDGE" ] && ip -o link show 2>/dev/null | grep -q "$BRIDGE" && out+="links "
 	[ -d "$ENVDIR" ] && out+="state-dir "
 	nft list tables 2>/dev/null | grep -qw "moat-$P" && out+="nft "
 	[ -n "$(find /sys/fs/cgroup -maxdepth 6 -type d -name "$P-*" 2>/dev/null)" ] && out+="cgroups "
@@ -95,6 +74,7 @@ wait_nflog() {
 
 # ---------------------------------------------------------------- up: the supervisor
 ok "up -d" "${MOAT[@]}" up -d "${F[@]}"
+BRIDGE=$(jq -r .bridge "$ENVDIR/state.json")
 sp=$(sup_pid)
 like "$sp" '^[0-9]+$' "the supervisor's pid is recorded"
 is "$(cat "/proc/$sp/comm" 2>/dev/null)" "moat-supervisor" "... and it runs"

@@ -294,3 +294,31 @@ _lib_exit() {
 }
 trap _lib_exit EXIT
 trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------- environment tests
+# env_setup PREFIX IMAGE [ROOTFS]: what an environment test starts with: the skips (moat,
+# moat-init, nft, ip, jq, a busybox with nc -l -e in the test rootfs), a private store holding
+# IMAGE (an OCI layout of ROOTFS, default the test rootfs), the project P=PREFIX<pid>, ENVDIR,
+# MOAT=(moat --store ...), a private IPAM; at exit everything of P goes (cleanup_env).
+cleanup_env() { "${MOAT[@]}" down -v -p "$P" >/dev/null 2>&1; }
+env_setup() {
+	local prefix=$1 image=$2 rootfs=${3:-$MOAT_ROOTFS} nc_help
+	[ -x "$MOAT_BIN" ] || skip_all "moat not built ('$MOAT_BIN')"
+	[ -x "$MOAT_BUILD_ROOT/moat-init" ] || skip_all "moat-init not built ('$MOAT_BUILD_ROOT/moat-init')"
+	command -v nft >/dev/null || skip_all "nft is not installed (scripts/deps.sh)"
+	command -v ip >/dev/null || skip_all "ip (iproute2) is not installed (scripts/deps.sh)"
+	command -v jq >/dev/null || skip_all "jq is not installed (scripts/deps.sh)"
+	[ -x "$MOAT_ROOTFS/bin/busybox" ] || skip_all "the test rootfs has no busybox"
+	nc_help=$("$MOAT_ROOTFS/bin/busybox" nc --help 2>&1)
+	[[ $nc_help == *"-l"*"-e PROG"* ]] || skip_all "the test rootfs' busybox has no nc with -l and -e"
+	STORE=$TEST_TMP/store
+	P=$prefix$$
+	ENVDIR=/run/moat/env/$P
+	export MOAT_IPAM_DIR=$TEST_TMP/ipam
+	MOAT=("$MOAT_BIN" --store "$STORE")
+	trap 'rc=$?; cleanup_env; (exit $rc); _lib_exit' EXIT
+	bash "$_src_root/tests/lib/mkimage.sh" layout "$TEST_TMP/layout" --tag 1 --rootfs "$rootfs" >/dev/null \
+		2>"$TEST_TMP/mkimage.err" || bail_out "mkimage.sh: $(head -c 300 "$TEST_TMP/mkimage.err")"
+	"${MOAT[@]}" image import "$TEST_TMP/layout" --name "$image" >"$TEST_TMP/import.out" 2>&1 ||
+		bail_out "moat image import: $(head -c 300 "$TEST_TMP/import.out")"
+}

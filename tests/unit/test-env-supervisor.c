@@ -61,7 +61,7 @@ int main(void)
         is_int(moat_env_supervisor_stop(dir), 0, "a reused pid: left alone");
 
         struct moat_error *err = NULL;
-        int r = moat_env_supervisor_start(dir, &err);
+        int r = moat_env_supervisor_start(dir, NULL, &err);
         ok(r < 0, "start without a record fails");
         contains(err && err->msg ? err->msg : "", "state.json", "... naming the record");
         moat_error_free(err);
