@@ -125,7 +125,7 @@ int moat_copy_tree_meta(int srcfd, int dstfd)
         return copy_meta_fd(srcfd, dstfd, &st);
 }
 
-static int copy_data(int in, int out)
+int moat_copy_data(int in, int out)
 {
         for (;;) {
                 ssize_t n = copy_file_range(in, NULL, out, NULL, 1 << 30, 0);
@@ -203,7 +203,7 @@ static int copy_entry(struct copy *c, int srcfd, int dstfd, const char *name, co
                         openat(dstfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
                 if (out < 0)
                         return -errno;
-                r = copy_data(in, out);
+                r = moat_copy_data(in, out);
                 if (r >= 0)
                         r = copy_meta_fd(in, out, &st);
         } else if (S_ISLNK(st.st_mode)) {

@@ -25,3 +25,6 @@ int moat_copy_tree_meta(int srcfd, int dstfd);
 
 /* 1 if directory fd has no entries but "." and "..", 0 if it has, or -errno. */
 int moat_dir_is_empty(int fd);
+
+/* Copies the rest of in to out (copy_file_range, else read/write). */
+int moat_copy_data(int in, int out);

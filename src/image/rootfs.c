@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "core/cleanup.h"
+#include "core/copytree.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "image/rootfs-internal.h"
@@ -192,26 +193,7 @@ static int copy_data(int sfd, const char *name, int dfd)
         _cleanup_close_ int out = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (in < 0 || out < 0)
                 return -errno;
-        for (;;) {
-                ssize_t n = copy_file_range(in, NULL, out, NULL, 1 << 30, 0);
-                if (n == 0)
-                        return 0;
-                if (n > 0)
-                        continue;
-                if (errno != EXDEV && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
-                        return -errno;
-                break;
-        }
-        char buf[65536];
-        for (;;) {
-                ssize_t n = read(in, buf, sizeof(buf));
-                if (n < 0)
-                        return -errno;
-                if (n == 0)
-                        return 0;
-                if (write_all(out, buf, (size_t)n) < 0)
-                        return -errno;
-        }
+        return moat_copy_data(in, out);
 }
 
 static int clear_dir(int dfd)
