@@ -44,8 +44,8 @@ procs_of_env() {
 		[ -z "$st" ] || [ "$st" = Z ] && continue
 		# (the supervisor is a fork of `moat up`: comm moat-supervisor, up's command line)
 		{ grep -qE ":/moat/$P-|/$P-(front|mid|back)\$" "$d/cgroup" ||
-			tr '\0' ' ' <"$d/cmdline" | grep -qE "nc -ll -p 718[01] -e" ||
-			{ [ "$(cat "$d/comm")" = moat-supervisor ] && tr '\0' ' ' <"$d/cmdline" | grep -qE -- "-p $P( |\$)"; }; } 2>/dev/null &&
+			tr '\0' ' ' <"$d/cmdline" | has -E "nc -ll -p 718[01] -e" ||
+			{ [ "$(cat "$d/comm")" = moat-supervisor ] && tr '\0' ' ' <"$d/cmdline" | has -E -- "-p $P( |\$)"; }; } 2>/dev/null &&
 			echo "$pid"
 	done
 }
@@ -66,10 +66,10 @@ leftovers() {
 	local out="" l
 	[ -n "$(env_links)" ] && out+="links "
 	[ -d "$ENVDIR" ] && out+="state-dir "
-	nft_tables | grep -qw "moat-$P" && out+="nft "
+	nft_tables | has -w "moat-$P" && out+="nft "
 	l=$(find /sys/fs/cgroup -maxdepth 6 -type d -name "$P-*" 2>/dev/null)
 	[ -n "$l" ] && out+="cgroups($(echo "$l" | head -3 | tr '\n' ' ')) "
-	awk -v p="$ENVDIR/" 'index($5, p) == 1' /proc/self/mountinfo | grep -q . && out+="mounts "
+	awk -v p="$ENVDIR/" 'index($5, p) == 1' /proc/self/mountinfo | has . && out+="mounts "
 	l=$(procs_of_env | tr '\n' ' ')
 	[ -n "$l" ] && out+="processes($l) "
 	printf '%s' "$out"
@@ -103,7 +103,7 @@ for ((c = 1; c <= N; c++)); do
 	echo "$c $(ms "$t0" "$t1") $(ms "$t2" "$t3") $(ms "$t0" "$t3")" >>"$TEST_TMP/times"
 	# a cheap leak probe every cycle (links, nft, state dir); the full one every 10
 	if [ -n "$(env_links)" ] || [ -d "$ENVDIR" ] ||
-		nft list tables 2>/dev/null | grep -qw "moat-$P"; then
+		nft list tables 2>/dev/null | has -w "moat-$P"; then
 		failed_at="cycle $c: left after down: $(leftovers)"
 		break
 	fi

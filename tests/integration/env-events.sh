@@ -40,11 +40,11 @@ F=(-f "$TEST_TMP/proj/compose.yaml" -p "$P")
 sup_pid() { awk '{print $1}' "$ENVDIR/supervisor.pid" 2>/dev/null; }
 leftovers() {
 	local out=""
-	[ -n "$BRIDGE" ] && ip -o link show 2>/dev/null | grep -q "$BRIDGE" && out+="links "
+	[ -n "$BRIDGE" ] && ip -o link show 2>/dev/null | has "$BRIDGE" && out+="links "
 	[ -d "$ENVDIR" ] && out+="state-dir "
-	nft list tables 2>/dev/null | grep -qw "moat-$P" && out+="nft "
+	nft list tables 2>/dev/null | has -w "moat-$P" && out+="nft "
 	[ -n "$(find /sys/fs/cgroup -maxdepth 6 -type d -name "$P-*" 2>/dev/null)" ] && out+="cgroups "
-	awk -v p="$ENVDIR/" 'index($5, p) == 1' /proc/self/mountinfo | grep -q . && out+="mounts "
+	awk -v p="$ENVDIR/" 'index($5, p) == 1' /proc/self/mountinfo | has . && out+="mounts "
 	# (a zombie is gone for us: its parent, whoever reaps orphans here, may take a moment)
 	[ -n "$1" ] && [ "$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)" != "" ] &&
 		[ "$(sed 's/.*) //' "/proc/$1/stat" | cut -c1)" != Z ] && out+="supervisor($(cut -d' ' -f3 "/proc/$1/stat")) "

@@ -91,7 +91,7 @@ if ping6_12; then fail "policy alone: one -> two over IPv6 fails"; else pass "po
 # the host end of the bridge: IPv6 on for a moment, the input chain must still drop
 echo 0 >"/proc/sys/net/ipv6/conf/$BR/disable_ipv6"
 echo 0 >"/proc/sys/net/ipv6/conf/$BR/accept_dad"
-for ((i = 0; i < 50; i++)); do ip -6 -o addr show dev "$BR" scope link | grep -q fe80 && break; sleep 0.1; done
+for ((i = 0; i < 50; i++)); do ip -6 -o addr show dev "$BR" scope link | has fe80 && break; sleep 0.1; done
 llbr=$(ip -6 -o addr show dev "$BR" scope link | awk '{print $4}' | cut -d/ -f1)
 if [ -n "$llbr" ]; then
 	if ex one -- /bin/busybox ping6 -c 2 -W 1 "$llbr%eth0" >/dev/null 2>&1; then

@@ -205,7 +205,7 @@ procs_of_env() {
 		st=$(sed 's/.*) //' "$d/stat" 2>/dev/null | cut -c1)
 		[ -z "$st" ] || [ "$st" = Z ] && continue
 		{ grep -qE ":/moat/$P-|/$P-[a-z]+\$" "$d/cgroup" ||
-			{ [ "$(cat "$d/comm")" = moat-supervisor ] && tr '\0' ' ' <"$d/cmdline" | grep -qE -- "-p $P( |\$)"; }; } 2>/dev/null &&
+			{ [ "$(cat "$d/comm")" = moat-supervisor ] && tr '\0' ' ' <"$d/cmdline" | has -E -- "-p $P( |\$)"; }; } 2>/dev/null &&
 			echo "$pid"
 	done
 }
@@ -214,10 +214,10 @@ leftovers() {
 	local out="" l
 	[ -n "$(env_links)" ] && out+="links($(env_links | tr '\n' ' ')) "
 	[ -d "$ENVDIR" ] && out+="state-dir "
-	nft list tables 2>/dev/null | grep -qw "moat-$P" && out+="nft "
+	nft list tables 2>/dev/null | has -w "moat-$P" && out+="nft "
 	l=$(find /sys/fs/cgroup -maxdepth 6 -type d -name "$P-*" 2>/dev/null)
 	[ -n "$l" ] && out+="cgroups($(echo "$l" | head -3 | tr '\n' ' ')) "
-	awk -v p="$ENVDIR/" 'index($5, p) == 1' /proc/self/mountinfo | grep -q . && out+="mounts "
+	awk -v p="$ENVDIR/" 'index($5, p) == 1' /proc/self/mountinfo | has . && out+="mounts "
 	l=$(procs_of_env | tr '\n' ' ')
 	[ -n "$l" ] && out+="processes($l) "
 	printf '%s' "$out"

@@ -31,11 +31,11 @@ F=(-f "$TEST_TMP/proj/compose.yaml" -p "$P")
 
 leftovers() {
 	local out=""
-	[ -n "$BRIDGE" ] && ip -o link show 2>/dev/null | grep -q "$BRIDGE" && out+="links "
+	[ -n "$BRIDGE" ] && ip -o link show 2>/dev/null | has "$BRIDGE" && out+="links "
 	[ -d "$ENVDIR" ] && out+="state-dir "
-	nft list tables 2>/dev/null | grep -qw "moat-$P" && out+="nft "
+	nft list tables 2>/dev/null | has -w "moat-$P" && out+="nft "
 	[ -n "$(find /sys/fs/cgroup -maxdepth 6 -type d -name "$P-*" 2>/dev/null)" ] && out+="cgroups "
-	awk -v p="$ENVDIR/" 'index($5, p) == 1' /proc/self/mountinfo | grep -q . && out+="mounts "
+	awk -v p="$ENVDIR/" 'index($5, p) == 1' /proc/self/mountinfo | has . && out+="mounts "
 	pgrep -f "nc -ll -p (80|8080|5432) -e /bin/busybox echo" >/dev/null && out+="processes "
 	printf '%s' "$out"
 }

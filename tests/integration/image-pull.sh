@@ -9,7 +9,7 @@ MKIMAGE="$_src_root/tests/lib/mkimage.sh"
 for t in /usr/bin/docker-registry skopeo htpasswd python3 curl; do
 	command -v "$t" >/dev/null || skip_all "'$t' is not installed (scripts/deps.sh)"
 done
-if "$MOAT_BIN" image pull --help 2>&1 | grep -q "not available yet"; then
+if "$MOAT_BIN" image pull --help 2>&1 | has "not available yet"; then
 	skip_all "'moat image pull' is not wired in this build (src/cli/image.c)"
 fi
 

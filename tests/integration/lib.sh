@@ -24,6 +24,9 @@
 # left under a bundle.
 
 set -uo pipefail
+# `... | has PATTERN`: grep -q without its early exit (which SIGPIPEs the writer, and pipefail
+# would turn a match into a miss)
+has() { grep "$@" >/dev/null; }
 
 _lib_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 _src_root=$(cd "$_lib_dir/../.." && pwd)

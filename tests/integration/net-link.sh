@@ -9,7 +9,7 @@ TOOL=$MOAT_BUILD_ROOT/tests/test-net-link
 [ -x "$TOOL" ] || skip_all "'$TOOL' not built"
 command -v ip >/dev/null || skip_all "ip(8) is not installed (iproute2, scripts/deps.sh)"
 if command -v ping >/dev/null; then PING=(ping)
-elif busybox --list 2>/dev/null | grep -qx ping; then PING=(busybox ping)
+elif busybox --list 2>/dev/null | grep -x ping >/dev/null; then PING=(busybox ping) # (not -q: an early exit of grep SIGPIPEs busybox, and pipefail makes that a miss)
 else skip_all "no ping (iputils-ping or busybox-static)"; fi
 
 R=$$-$RANDOM
