@@ -40,6 +40,10 @@ PACKAGES=(
 	umoci             # bench peer: umoci unpack
 	iperf3            # bench: throughput through the policy
 	podman-compose    # bench/env.sh: the peer for moat up/down
+	# --- vm tier ---
+	qemu-system-x86   # the VMM (QEMU 7.2: microvm, PVH boot)
+	e2fsprogs         # mkfs.ext4 -d: the guest's root and writable disks
+	kmod              # depmod/modprobe --show-depends in scripts/vm-kernel.sh
 	# --- bench ---
 	hyperfine         # ad-hoc comparisons (bench/run.sh uses its own harness)
 )
@@ -50,18 +54,29 @@ for p in "${PACKAGES[@]}"; do
 		missing+=("$p")
 	fi
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
 
-if [ "$(id -u)" -ne 0 ]; then
-	echo "deps.sh: missing packages: ${missing[*]} (run as root to install them)" >&2
-	exit 1
+install_missing() {
+	[ ${#missing[@]} -eq 0 ] && return 0
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "deps.sh: missing packages: ${missing[*]} (run as root to install them)" >&2
+		exit 1
+	fi
+	echo "deps.sh: installing ${missing[*]}" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	log=$(mktemp)
+	trap 'rm -f "$log"' EXIT
+	if ! { apt-get update -q && apt-get install -y -q "${missing[@]}"; } </dev/null >"$log" 2>&1; then
+		cat "$log" >&2
+		echo "deps.sh: apt-get failed" >&2
+		exit 1
+	fi
+}
+install_missing
+
+# The vm tier's guest kernel (unpacked under /var/lib/moat/vm/kernels, not installed).
+# Quiet when it is already there; needs root to write there.
+if [ "$(id -u)" -eq 0 ]; then
+	out=$("$(dirname "$0")/vm-kernel.sh" 2>&1) || { echo "$out" >&2; exit 1; }
+	grep -qv 'already in\|current ->' <<<"$out" && echo "$out" >&2
 fi
-echo "deps.sh: installing ${missing[*]}" >&2
-export DEBIAN_FRONTEND=noninteractive
-log=$(mktemp)
-trap 'rm -f "$log"' EXIT
-if ! { apt-get update -q && apt-get install -y -q "${missing[@]}"; } </dev/null >"$log" 2>&1; then
-	cat "$log" >&2
-	echo "deps.sh: apt-get failed" >&2
-	exit 1
-fi
+exit 0

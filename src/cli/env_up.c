@@ -90,18 +90,8 @@ static const char *init_path(void)
         const char *e = getenv("MOAT_INIT");
         if (e && *e)
                 return e;
-        char self[PATH_MAX];
-        ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-        if (n <= 0)
-                return NULL;
-        self[n] = '\0';
-        char *slash = strrchr(self, '/');
-        if (!slash)
-                return NULL;
-        *slash = '\0';
-        char path[PATH_MAX + 16];
-        snprintf(path, sizeof path, "%s/moat-init", self);
-        char *real = realpath(path, NULL);
+        static const char *const names[] = { "moat-init", NULL };
+        char *real = moat_self_sibling(names);
         if (!real)
                 return NULL;
         setenv("MOAT_INIT", real, 1);

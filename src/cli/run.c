@@ -25,6 +25,7 @@
 #include "core/util.h"
 #include "image/bundle.h"
 #include "image/image.h"
+#include "vm/vm.h"
 
 #define EXIT_MOAT 125
 
@@ -57,7 +58,9 @@ static void usage(void)
                "      --rm[=false]            remove the container when it ends (default true)\n"
                "      --keep                  keep it (same as --rm=false)\n"
                "      --name NAME             the container id (default: moat-run-<random>)\n"
-               "      --insecure              pull over plain HTTP (loopback registries)\n\n"
+               "      --insecure              pull over plain HTTP (loopback registries)\n"
+               "      --isolation container|vm  vm: in a VM of its own, with its own kernel\n"
+               "                              (QEMU; docs/vm.md)\n\n"
                "A missing image is pulled when its name has a registry host (localhost:5000/x);\n"
                "otherwise use moat image pull or moat image import first.  --detach is not supported:\n"
                "moat run is for one-shot commands (CI jobs); use moat-runtime for long-lived containers.\n");
@@ -135,8 +138,35 @@ static void cleanup_bundle(const char *dir)
         moat_error_free(err);
 }
 
+/* --isolation vm: the same bundle in a VM of its own (vm/vm.h); the root disk is cached per image. */
+static int run_vm(const struct moat_image *img, const char *id, const char *dir)
+{
+        struct moat_error *err = NULL;
+        struct moat_spec *spec = NULL;
+        if (moat_spec_load_bundle(dir, &spec, &err) < 0)
+                return fail_err(err, "cannot read the bundle");
+        _cleanup_free_ char *init = moat_vm_find_init(), *key = NULL;
+        const char *digest = img->config_digest ? strchr(img->config_digest, ':') : NULL;
+        if (digest && asprintf(&key, "img-%s", digest + 1) < 0)
+                key = NULL;
+        struct moat_vm_run_opts vo = { .id = id, .spec = spec, .state_dir = dir, .disk_key = key, .init_path = init,
+                                       .in = 0, .out = 1, .err = 2 };
+        int status = 0;
+        int r = moat_vm_run(&vo, &status, &err);
+        moat_spec_free(spec);
+        if (r < 0)
+                return fail_err(err, "cannot run the VM");
+        return status;
+}
+
 int cli_moat_run(struct moat_globals *g, int argc, char **argv, int idx)
 {
+        {
+                /* Found before we re-execute from a sealed copy (/proc/self/exe is then the memfd). */
+                _cleanup_free_ char *vminit = moat_vm_find_init();
+                if (vminit)
+                        setenv("MOAT_VMINIT", vminit, 0);
+        }
         {
                 /* A process goes into a container: run from a sealed copy of us (CVE-2019-5736). */
                 struct moat_error *err = NULL;
@@ -145,7 +175,7 @@ int cli_moat_run(struct moat_globals *g, int argc, char **argv, int idx)
         }
         _cleanup_strv_ char **env = NULL, **volumes = NULL;
         const char *workdir = NULL, *user = NULL, *memory = NULL, *cpus = NULL, *pids = NULL, *network = NULL,
-                   *hostname = NULL, *name = NULL, *net_alias = NULL;
+                   *hostname = NULL, *name = NULL, *net_alias = NULL, *isolation = NULL;
         bool rm = true, keep = false, tty = false, tty_seen = false, interactive = false, detach = false,
              insecure = false, help = false;
         const struct opt opts[] = {
@@ -166,6 +196,7 @@ int cli_moat_run(struct moat_globals *g, int argc, char **argv, int idx)
                 { "name", 0, OPT_STR, &name, NULL },
                 { "detach", 'd', OPT_BOOL, &detach, NULL },
                 { "insecure", 0, OPT_BOOL, &insecure, NULL },
+                { "isolation", 0, OPT_STR, &isolation, NULL },
                 { "help", 'h', OPT_BOOL, &help, NULL },
                 { 0 },
         };
@@ -185,6 +216,9 @@ int cli_moat_run(struct moat_globals *g, int argc, char **argv, int idx)
         }
         if (detach)
                 return fail("--detach is not supported: moat run is for one-shot commands");
+        bool vm = false;
+        if (isolation && !(vm = STREQ(isolation, "vm")) && !STREQ(isolation, "container"))
+                return fail("--isolation '%s': container or vm", isolation);
         if (idx >= argc)
                 return fail("an image is required (moat run --help)");
         const char *image = argv[idx++];
@@ -277,6 +311,12 @@ int cli_moat_run(struct moat_globals *g, int argc, char **argv, int idx)
         if (interrupted) {
                 cleanup_bundle(dir);
                 ret = 128 + interrupted;
+                goto out;
+        }
+        if (vm) {
+                ret = run_vm(img, id, dir);
+                if (rm)
+                        cleanup_bundle(dir);
                 goto out;
         }
         struct moat_runtime rt = { .root = g->root };

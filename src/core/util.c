@@ -389,3 +389,26 @@ int close_fds_from(int from, const int *keep, size_t n)
         }
         return 0;
 }
+
+char *moat_self_sibling(const char *const *names)
+{
+        char self[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+        if (n <= 0)
+                return NULL;
+        self[n] = '\0';
+        char *slash = strrchr(self, '/');
+        if (!slash)
+                return NULL;
+        *slash = '\0';
+        for (; names && *names; names++) {
+                char path[PATH_MAX + 64];
+                if (snprintf(path, sizeof path, "%s/%s", self, *names) >= (int)sizeof path)
+                        continue;
+                char *real = realpath(path, NULL);
+                if (real && access(real, X_OK) == 0)
+                        return real;
+                free(real);
+        }
+        return NULL;
+}

@@ -23,6 +23,10 @@ ssize_t read_all(int fd, void *buf, size_t len); /* until len or EOF */
 
 int mkdir_p(const char *path, mode_t mode);
 int rm_rf_at(int dirfd, const char *name); /* never crosses mount points */
+/* The first of names (relative to this program's directory) that is executable, as a real path
+ * (malloc'ed; NULL if none).  Before re-executing from a sealed copy: /proc/self/exe is then
+ * the memfd. */
+char *moat_self_sibling(const char *const *names);
 
 /* Strict number parsing: the whole string, no sign surprises, range checked. */
 int parse_i64(const char *s, int64_t *out);

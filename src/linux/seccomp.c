@@ -302,6 +302,12 @@ bool moat_seccomp_uses_notify(const struct moat_seccomp_prog *p)
         return p && p->notify;
 }
 
+const void *moat_seccomp_prog_filter(const struct moat_seccomp_prog *p, unsigned int *n)
+{
+        *n = p->fprog.len;
+        return p->fprog.filter;
+}
+
 unsigned int moat_seccomp_prog_len(const struct moat_seccomp_prog *p)
 {
         return p ? p->fprog.len : 0;

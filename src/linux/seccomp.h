@@ -31,6 +31,9 @@ int moat_seccomp_build(const struct moat_seccomp *sc, struct moat_seccomp_prog *
 int moat_seccomp_load(struct moat_seccomp_prog *p, int *notify_fd, struct moat_error **err);
 
 bool moat_seccomp_uses_notify(const struct moat_seccomp_prog *p);
+/* The compiled BPF program (*n instructions of struct sock_filter, 8 bytes each): the vm tier
+ * sends it to its guest init. */
+const void *moat_seccomp_prog_filter(const struct moat_seccomp_prog *p, unsigned int *n);
 /* Number of BPF instructions (tests, debug). */
 unsigned int moat_seccomp_prog_len(const struct moat_seccomp_prog *p);
 /* SECCOMP_FILTER_FLAG_* the load will use (without NEW_LISTENER). */

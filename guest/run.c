@@ -1,0 +1,449 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Starts the process and relays: its stdout/stderr (pipes, or a pty) -> STDOUT/STDERR frames;
+ * STDIN frames -> its stdin (empty: close); SIGNAL -> kill; RESIZE -> TIOCSWINSZ.  Reaps every
+ * child (PID 1 inherits all orphans).  SIGCHLD is taken through a signalfd. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vminit.h"
+
+#define STDIN_BACKLOG (8u << 20)        /* stop reading the channel while this much is unwritten */
+#define DRAIN_MS 500
+
+struct relay {
+        int chan;
+        struct moat_vm_reader *rd;
+        pid_t pid;
+        int out, err;           /* read ends (-1 when done); with a pty out = master, err = -1 */
+        int in;                 /* write end (with a pty: the master again, not owned) */
+        bool pty;
+        int master;             /* the pty master (owned), or -1 */
+        uint8_t *pend;          /* stdin not yet written */
+        size_t pend_len, pend_off;
+        bool close_in;          /* empty STDIN seen: close once pend is written */
+        int status;             /* -1 while running */
+};
+
+static void close_fd(int *fd)
+{
+        if (*fd >= 0)
+                close(*fd);
+        *fd = -1;
+}
+
+static int status_code(int st)
+{
+        if (WIFEXITED(st))
+                return WEXITSTATUS(st);
+        if (WIFSIGNALED(st))
+                return 128 + WTERMSIG(st);
+        return 255;
+}
+
+static void reap(struct relay *r)
+{
+        for (;;) {
+                int st;
+                pid_t p = waitpid(-1, &st, WNOHANG);
+
+                if (p <= 0)
+                        return;
+                if (p == r->pid && (WIFEXITED(st) || WIFSIGNALED(st)))
+                        r->status = status_code(st);
+        }
+}
+
+/* Sends what one output fd has: 0 go on, 1 that fd is done (EOF/EIO), -1 the channel broke. */
+static int pump_out(struct relay *r, int *fd, uint8_t type)
+{
+        static uint8_t buf[MOAT_VM_MAX_DATA];
+
+        for (;;) {
+                ssize_t n = read(*fd, buf, sizeof buf);
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EAGAIN)
+                        return 0;
+                if (n <= 0) {   /* EOF, or EIO on a pty master once the slave is gone */
+                        if (*fd != r->master)
+                                close(*fd);
+                        *fd = -1;
+                        return 1;
+                }
+                if (moat_vm_send(r->chan, type, buf, (size_t)n) < 0)
+                        return -1;
+                if ((size_t)n < sizeof buf)
+                        return 0;
+        }
+}
+
+static void finish_stdin(struct relay *r)
+{
+        if (r->pend_off < r->pend_len || !r->close_in || r->in < 0)
+                return;
+        if (r->pty) {
+                /* no close for a terminal: the EOF character, as a user would type it */
+                struct termios t;
+                uint8_t eof = tcgetattr(r->in, &t) == 0 ? t.c_cc[VEOF] : 4;
+                (void)!write(r->in, &eof, 1);
+                r->in = -1;     /* the master stays open as r->out */
+        } else {
+                close_fd(&r->in);
+        }
+        r->close_in = false;
+}
+
+static void pump_in(struct relay *r)
+{
+        while (r->in >= 0 && r->pend_off < r->pend_len) {
+                ssize_t n = write(r->in, r->pend + r->pend_off, r->pend_len - r->pend_off);
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EAGAIN)
+                        return;
+                if (n <= 0) {   /* EPIPE: the process closed its stdin; drop the rest */
+                        if (!r->pty)
+                                close_fd(&r->in);
+                        else
+                                r->in = -1;
+                        r->pend_off = r->pend_len = 0;
+                        return;
+                }
+                r->pend_off += (size_t)n;
+        }
+        if (r->pend_off == r->pend_len)
+                r->pend_off = r->pend_len = 0;
+        finish_stdin(r);
+}
+
+static int queue_stdin(struct relay *r, const uint8_t *p, size_t len)
+{
+        if (len == 0) {
+                r->close_in = true;
+                finish_stdin(r);
+                return 0;
+        }
+        if (r->in < 0)
+                return 0;       /* already closed: dropped */
+        if (r->pend_off > 0) {
+                memmove(r->pend, r->pend + r->pend_off, r->pend_len - r->pend_off);
+                r->pend_len -= r->pend_off;
+                r->pend_off = 0;
+        }
+        uint8_t *n = realloc(r->pend, r->pend_len + len);
+        if (!n)
+                return -1;
+        memcpy(n + r->pend_len, p, len);
+        r->pend = n;
+        r->pend_len += len;
+        pump_in(r);
+        return 0;
+}
+
+/* Frames from the host: 0 go on, -1 the channel broke (bad frame, EOF, error). */
+static int pump_chan(struct relay *r, bool fill)
+{
+        if (fill) {
+                ssize_t n = moat_vm_reader_fill(r->rd, r->chan);
+
+                if (n == 0 || (n < 0 && n != -EAGAIN))
+                        return -1;
+        }
+        for (;;) {
+                uint8_t type;
+                const uint8_t *p;
+                size_t len;
+                int k = moat_vm_reader_next(r->rd, &type, &p, &len);
+
+                if (k < 0)
+                        return -1;
+                if (k == 0)
+                        return 0;
+                switch (type) {
+                case MOAT_VM_STDIN:
+                        if (queue_stdin(r, p, len) < 0)
+                                return -1;
+                        break;
+                case MOAT_VM_SIGNAL:
+                        if (len == 4) {
+                                uint32_t sig = moat_vm_get_u32(p);
+                                if (sig >= 1 && sig < (uint32_t)NSIG && r->status < 0)
+                                        (void)kill(r->pid, (int)sig);
+                        }
+                        break;
+                case MOAT_VM_RESIZE:
+                        if (len == 4 && r->pty) {
+                                struct winsize ws = { .ws_row = moat_vm_get_u16(p), .ws_col = moat_vm_get_u16(p + 2) };
+                                (void)ioctl(r->master, TIOCSWINSZ, &ws);
+                        }
+                        break;
+                default:
+                        break;  /* a second CONFIG, or a type from a newer host: ignored */
+                }
+        }
+}
+
+static int open_pty(int *master, int *slave)
+{
+        int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+
+        if (m < 0)
+                return -errno;
+        if (grantpt(m) < 0 || unlockpt(m) < 0) {
+                int e = errno;
+                close(m);
+                return -e;
+        }
+        int s = ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+        if (s < 0) {
+                char name[128];
+                if (ptsname_r(m, name, sizeof name) == 0)
+                        s = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+        }
+        if (s < 0) {
+                int e = errno;
+                close(m);
+                return -e;
+        }
+        *master = m;
+        *slave = s;
+        return 0;
+}
+
+static void set_nonblock(int fd)
+{
+        int fl = fcntl(fd, F_GETFL);
+
+        if (fl >= 0)
+                (void)fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+static int send_error(int chan, const char *text, size_t len)
+{
+        return moat_vm_send(chan, MOAT_VM_ERROR, text, len);
+}
+
+/* Starts the process: 0 and r->pid, or an exit code (> 0) after ERROR was sent, or -1. */
+static int start(struct relay *r, const struct vm_config *c, bool test_mode)
+{
+        int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 }, ep[2] = { -1, -1 };
+        int master = -1, slave = -1;
+        char msg[256];
+        int code = 1, e = 0;
+
+        if (c->terminal) {
+                e = open_pty(&master, &slave);
+                if (e < 0) {
+                        snprintf(msg, sizeof msg, "cannot allocate a terminal: %s", strerror(-e));
+                        goto fail;
+                }
+        } else if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) {
+                snprintf(msg, sizeof msg, "pipe: %s", strerror(errno));
+                goto fail;
+        }
+        if (pipe2(ep, O_CLOEXEC) < 0) {
+                snprintf(msg, sizeof msg, "pipe: %s", strerror(errno));
+                goto fail;
+        }
+        pid_t pid = fork();
+        if (pid < 0) {
+                snprintf(msg, sizeof msg, "fork: %s", strerror(errno));
+                goto fail;
+        }
+        if (pid == 0) {
+                struct vm_child_io io = { .in = in[0], .out = out[1], .err = err[1], .pty_slave = slave,
+                                          .errfd = ep[1], .test_mode = test_mode };
+                close(ep[0]);
+                vm_child_exec(c, &io);
+        }
+        close(ep[1]);
+        close_fd(&in[0]);
+        close_fd(&out[1]);
+        close_fd(&err[1]);
+        close_fd(&slave);
+
+        /* the child's verdict: EOF = exec done; else {u32 code, text} */
+        uint8_t buf[4 + 1024];
+        size_t got = 0;
+        for (;;) {
+                ssize_t n = read(ep[0], buf + got, sizeof buf - got);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        break;
+                got += (size_t)n;
+                if (got == sizeof buf)
+                        break;
+        }
+        close(ep[0]);
+        if (got > 0) {
+                int st;
+                while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+                        ;
+                code = got >= 4 ? (int)(moat_vm_get_u32(buf) & 0xff) : 1;
+                if (code == 0)
+                        code = 1;
+                close_fd(&in[1]);
+                close_fd(&out[0]);
+                close_fd(&err[0]);
+                close_fd(&master);
+                if (got >= 4 ? send_error(r->chan, (char *)buf + 4, got - 4) : send_error(r->chan, "setup failed", 12))
+                        return -1;
+                return code;
+        }
+        r->pid = pid;
+        if (c->terminal) {
+                r->pty = true;
+                r->out = r->in = r->master = master;
+                r->err = -1;
+        } else {
+                r->in = in[1];
+                r->out = out[0];
+                r->err = err[0];
+                set_nonblock(r->err);
+        }
+        set_nonblock(r->out);
+        set_nonblock(r->in);
+        return 0;
+fail:
+        close_fd(&in[0]);
+        close_fd(&in[1]);
+        close_fd(&out[0]);
+        close_fd(&out[1]);
+        close_fd(&err[0]);
+        close_fd(&err[1]);
+        close_fd(&ep[0]);
+        close_fd(&ep[1]);
+        close_fd(&master);
+        close_fd(&slave);
+        return send_error(r->chan, msg, strlen(msg)) < 0 ? -1 : code;
+}
+
+int vm_run(int chan, struct moat_vm_reader *rd, const struct vm_config *c, bool test_mode)
+{
+        struct relay r = { .chan = chan, .rd = rd, .pid = -1, .out = -1, .err = -1, .in = -1, .master = -1,
+                           .status = -1 };
+        sigset_t chld;
+        int ret = -1;
+
+        sigemptyset(&chld);
+        sigaddset(&chld, SIGCHLD);
+        sigprocmask(SIG_BLOCK, &chld, NULL);
+        int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+        if (sfd < 0) {
+                const char m[] = "signalfd failed";
+                return send_error(chan, m, sizeof m - 1) < 0 ? -1 : 1;
+        }
+
+        int k = start(&r, c, test_mode);
+        if (k != 0) {
+                close(sfd);
+                return k;
+        }
+        uint8_t pidb[4];
+        moat_vm_put_u32(pidb, (uint32_t)r.pid);
+        if (moat_vm_send(chan, MOAT_VM_STARTED, pidb, sizeof pidb) < 0)
+                goto broken;
+
+        /* frames already buffered behind CONFIG (an early STDIN, a SIGNAL) */
+        if (pump_chan(&r, false) < 0)
+                goto broken;
+
+        while (r.status < 0) {
+                struct pollfd p[5];
+                int n = 0, i_sig, i_chan = -1, i_out = -1, i_err = -1, i_in = -1;
+
+                p[i_sig = n++] = (struct pollfd){ .fd = sfd, .events = POLLIN };
+                if (r.pend_len - r.pend_off < STDIN_BACKLOG)
+                        p[i_chan = n++] = (struct pollfd){ .fd = chan, .events = POLLIN };
+                if (r.in >= 0 && r.pend_off < r.pend_len)
+                        p[i_in = n++] = (struct pollfd){ .fd = r.in, .events = POLLOUT };
+                if (r.out >= 0)
+                        p[i_out = n++] = (struct pollfd){ .fd = r.out, .events = POLLIN };
+                if (r.err >= 0)
+                        p[i_err = n++] = (struct pollfd){ .fd = r.err, .events = POLLIN };
+                if (poll(p, (nfds_t)n, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        goto broken;
+                }
+                if (p[i_sig].revents) {
+                        struct signalfd_siginfo si;
+                        while (read(sfd, &si, sizeof si) > 0)
+                                ;
+                        reap(&r);
+                }
+                if (i_out >= 0 && p[i_out].revents && pump_out(&r, &r.out, MOAT_VM_STDOUT) < 0)
+                        goto broken;
+                if (i_err >= 0 && p[i_err].revents && pump_out(&r, &r.err, MOAT_VM_STDERR) < 0)
+                        goto broken;
+                if (i_in >= 0 && p[i_in].revents)
+                        pump_in(&r);
+                if (i_chan >= 0 && p[i_chan].revents && pump_chan(&r, true) < 0)
+                        goto broken;
+        }
+        /* The process is gone: send what its output still holds, until EOF (EIO on a pty)
+         * or DRAIN_MS, so a background child keeping the pipes open cannot keep the VM up
+         * (a pty's last output may reach the master a little after the exit). */
+        struct timespec t0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        while (r.out >= 0 || r.err >= 0) {
+                struct pollfd p[2];
+                int n = 0, i_out = -1, i_err = -1;
+                struct timespec t1;
+
+                clock_gettime(CLOCK_MONOTONIC, &t1);
+                long left = DRAIN_MS - ((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
+                if (left <= 0)
+                        break;
+                if (r.out >= 0)
+                        p[i_out = n++] = (struct pollfd){ .fd = r.out, .events = POLLIN };
+                if (r.err >= 0)
+                        p[i_err = n++] = (struct pollfd){ .fd = r.err, .events = POLLIN };
+                int pr = poll(p, (nfds_t)n, (int)left);
+                if (pr < 0 && errno == EINTR)
+                        continue;
+                if (pr <= 0)
+                        break;
+                if (i_out >= 0 && p[i_out].revents && pump_out(&r, &r.out, MOAT_VM_STDOUT) < 0)
+                        goto broken;
+                if (i_err >= 0 && p[i_err].revents && pump_out(&r, &r.err, MOAT_VM_STDERR) < 0)
+                        goto broken;
+        }
+        ret = r.status;
+        goto out;
+broken:
+        /* the host is gone or broke the protocol: no EXIT can be sent */
+        if (r.pid > 0 && r.status < 0) {
+                (void)kill(r.pid, SIGKILL);
+                int st;
+                while (waitpid(r.pid, &st, 0) < 0 && errno == EINTR)
+                        ;
+        }
+        ret = -1;
+out:
+        if (r.pid > 0)
+                (void)kill(-r.pid, SIGKILL);    /* what is left of its session */
+        if (!r.pty)
+                close_fd(&r.in);
+        if (r.out != r.master)
+                close_fd(&r.out);
+        close_fd(&r.err);
+        close_fd(&r.master);
+        free(r.pend);
+        close(sfd);
+        return ret;
+}

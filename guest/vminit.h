@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* moat-vminit internals: the parsed CONFIG, the guest setup (PID 1 only) and the process. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "vm/proto.h"
+
+#define VM_MAX_STR 65536        /* any one string of CONFIG */
+
+struct vm_rlimit {
+        uint32_t resource;
+        uint64_t soft, hard;
+};
+
+struct vm_mount {
+        uint8_t kind;
+        char *source, *target, *options;
+};
+
+struct vm_config {
+        char **args;            /* NULL-terminated */
+        size_t n_args;
+        char **env;             /* NULL-terminated */
+        size_t n_env;
+        char *cwd, *hostname;
+        bool has_user;
+        uint32_t uid, gid;
+        uint32_t *groups;
+        size_t n_groups;
+        bool has_umask;
+        uint32_t umask;
+        bool terminal;
+        struct vm_rlimit *rlimits;
+        size_t n_rlimits;
+        bool no_new_privs;
+        bool has_caps;
+        uint64_t caps[5];       /* bounding, effective, permitted, inheritable, ambient */
+        uint8_t *seccomp;       /* raw wire bytes: n x 8 (u16 code, u8 jt, u8 jf, u32 k; LE) */
+        size_t seccomp_len;
+        bool has_root;
+        bool root_readonly;
+        struct vm_mount *mounts;
+        size_t n_mounts;
+};
+
+/* config.c: parses a CONFIG payload; -EBADMSG (and *why) when it breaks a rule. */
+int vm_config_parse(struct vm_config *c, const uint8_t *p, size_t len, const char **why);
+void vm_config_free(struct vm_config *c);
+
+/* Diagnostics: to the console in the VM, stderr in test mode. */
+void vm_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* setup.c: PID 1 only. */
+void vm_early_mounts(void);
+void vm_load_modules(const char *list);
+int vm_open_port(const char *name, int timeout_ms);
+int vm_setup_root(const struct vm_config *c, char *why, size_t whylen);
+void vm_poweroff(void) __attribute__((noreturn));
+
+/* child.c: runs in the forked child; reports a failure on errfd ({u32 exit code, text}) and
+ * _exits; on success execve closes errfd (O_CLOEXEC). */
+struct vm_child_io {
+        int in, out, err;       /* become 0, 1, 2 */
+        int pty_slave;          /* >= 0 with a terminal: becomes 0, 1, 2 and the controlling tty */
+        int errfd;
+        bool test_mode;
+};
+void vm_child_exec(const struct vm_config *c, const struct vm_child_io *io) __attribute__((noreturn));
+
+/* run.c: starts the process and relays until it exits; returns its status for EXIT
+ * (or < 0 when the channel broke: the caller ends without EXIT). */
+struct moat_vm_reader;
+int vm_run(int chan, struct moat_vm_reader *rd, const struct vm_config *c, bool test_mode);

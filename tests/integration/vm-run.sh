@@ -1,0 +1,74 @@
+#!/bin/bash
+# The vm tier end to end: `moat run --isolation vm` boots the image's rootfs in a VM of its own
+# (QEMU, the guest kernel from scripts/vm-kernel.sh, moat-vminit as PID 1): another kernel than
+# the host's, the exit status, stdout/stderr, stdin, a signal passed on, the root an overlay
+# whose writes go with the VM; a hostile "guest" (a fake QEMU that writes garbage on the
+# channel) ends with an error and nothing left; nothing of any VM stays (QEMU, disks, sockets).
+# Slow under TCG (a few seconds a boot): six boots.
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
+
+command -v qemu-system-x86_64 >/dev/null || skip_all "QEMU is not installed (scripts/deps.sh installs qemu-system-x86)"
+[ -e /var/lib/moat/vm/kernels/current/vmlinux ] || [ -n "${MOAT_VM_KERNEL:-}" ] ||
+	skip_all "no guest kernel (scripts/vm-kernel.sh fetches one)"
+[ -x "$MOAT_BUILD_ROOT/guest/moat-vminit" ] || skip_all "moat-vminit not built"
+env_setup mtvm localhost/vmtest:1
+export MOAT_VMINIT=$MOAT_BUILD_ROOT/guest/moat-vminit
+CACHE=/var/lib/moat/vm/cache
+run() { "${MOAT[@]}" run --isolation vm localhost/vmtest:1 -- "$@"; }
+qemus() { pgrep -f "qemu-system-x86_64.*$STORE" | tr '\n' ' '; }
+
+start=$(date +%s%N)
+out=$(run /bin/sh -c 'uname -r; echo to-stderr >&2; exit 7' 2>"$TEST_TMP/err")
+rc=$?
+diag "first run (root disk made, TCG or KVM boot): $((($(date +%s%N) - start) / 1000000)) ms"
+is "$rc" 7 "the process's exit status comes back (7)"
+isnt "$out" "$(uname -r)" "the guest runs its own kernel ($out, the host $(uname -r))"
+like "$out" "^[0-9]+\.[0-9]+" "... a kernel release"
+like "$(cat "$TEST_TMP/err")" "to-stderr" "stderr comes back on stderr"
+
+start=$(date +%s%N)
+out=$(echo "through stdin" | run /bin/sh -c 'cat; cat /proc/1/comm; echo written > /file; cat /file')
+diag "second run (root disk cached): $((($(date +%s%N) - start) / 1000000)) ms"
+is "$out" "through stdin
+init
+written" "stdin reaches the process; PID 1 is the guest's init; the root is writable"
+is "$(run /bin/sh -c 'cat /file 2>/dev/null || echo absent')" "absent" "a write does not outlive its VM (writable layer discarded)"
+out=$(run /bin/sh -c 'ps -o comm | grep -cE "qemu|moat|meson|bash"; ls /sys/class/net | tr "\n" " "')
+is "$out" "0
+lo " "a guest sees none of the host's processes and no network but lo"
+
+"${MOAT[@]}" run --isolation vm localhost/vmtest:1 -- /bin/sh -c 'echo running; exec sleep 100' >"$TEST_TMP/sig.out" &
+p=$!
+for ((i = 0; i < 600; i++)); do has running "$TEST_TMP/sig.out" && break; sleep 0.1; done
+kill -TERM "$p"
+wait "$p"
+is "$?" 143 "SIGTERM to moat run reaches the process in the VM (143)"
+
+# a hostile guest: a fake QEMU that connects to the channel and writes a frame of 4 GiB
+cat >"$TEST_TMP/fakeqemu" <<'PY'
+#!/usr/bin/env python3
+import socket, sys, time
+path = [a.split('path=')[1].split(',')[0] for a in sys.argv if a.startswith('socket,id=ctl,')][0]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(path)
+s.sendall(b'\xff\xff\xff\xff\x01garbage' * 100)
+time.sleep(60)
+PY
+chmod +x "$TEST_TMP/fakeqemu"
+if command -v python3 >/dev/null; then
+	start=$(date +%s)
+	out=$(MOAT_VM_QEMU=$TEST_TMP/fakeqemu run true 2>&1)
+	rc=$?
+	is "$rc" 125 "a guest writing garbage: moat run fails (125), it does not crash"
+	like "$out" "broke the channel protocol" "... saying the guest broke the protocol"
+	[ $(($(date +%s) - start)) -lt 30 ] && pass "... at once (not after a timeout)" || fail "... at once"
+	pgrep -f "$TEST_TMP/fakeqemu" >/dev/null && fail "... and the fake VMM is gone" || pass "... and the fake VMM is gone"
+else
+	skip "python3 is not installed (the fake VMM)" 4
+fi
+
+is "$(qemus)" "" "no QEMU left"
+is "$(ls "$STORE/containers" 2>/dev/null | tr '\n' ' ')" "" "no container dir left (disks, sockets)"
+ls "$CACHE"/img-*.ext4 >/dev/null 2>&1 && pass "the image's root disk is cached" || fail "the image's root disk is cached"
+done_testing
