@@ -41,6 +41,16 @@ lo " "a guest sees none of the host's processes and no network but lo"
 "${MOAT[@]}" run --isolation vm localhost/vmtest:1 -- /bin/sh -c 'echo running; exec sleep 100' >"$TEST_TMP/sig.out" &
 p=$!
 for ((i = 0; i < 600; i++)); do has running "$TEST_TMP/sig.out" && break; sleep 0.1; done
+# the VMM confined: no capability, no_new_privs, a network namespace of its own
+q=$(qemus | cut -d' ' -f1)
+if [ -n "$q" ]; then
+	is "$(awk '/^CapEff:/ {print $2}' /proc/"$q"/status)" 0000000000000000 "QEMU runs without any capability"
+	is "$(awk '/^CapBnd:/ {print $2}' /proc/"$q"/status)" 0000000000000000 "... none in its bounding set either"
+	is "$(awk '/^NoNewPrivs:/ {print $2}' /proc/"$q"/status)" 1 "... with no_new_privs"
+	isnt "$(readlink /proc/"$q"/ns/net)" "$(readlink /proc/self/ns/net)" "... in a network namespace of its own"
+else
+	for k in 1 2 3 4; do fail "a QEMU runs while the process runs"; done
+fi
 kill -TERM "$p"
 wait "$p"
 is "$?" 143 "SIGTERM to moat run reaches the process in the VM (143)"
