@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The forked child: stdio, session, rlimits, credentials, capabilities, umask, cwd,
- * no_new_privs, seccomp (last), execve.  Any failure goes to errfd as {u32 exit code, text}
+ * no_new_privs, seccomp (last; without no_new_privs first, while every capability is held),
+ * execve.  Any failure goes to errfd as {u32 exit code, text}
  * and the child _exits; the parent turns it into ERROR + EXIT. */
 #include <errno.h>
 #include <fcntl.h>
@@ -173,6 +174,12 @@ void vm_child_exec(const struct vm_config *c, const struct vm_child_io *io)
                         fail(io, 1, errno, "setrlimit %u", c->rlimits[i].resource);
         }
 
+        /* Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it now, while we
+         * still have every capability (as runc does), and let it govern the steps below. */
+        bool seccomp_early = c->seccomp && !c->no_new_privs && geteuid() == 0;
+        if (seccomp_early)
+                install_seccomp(c, io);
+
         int last = cap_last();
         if (c->has_caps) {
                 for (int cap = 0; cap <= last; cap++)
@@ -208,7 +215,7 @@ void vm_child_exec(const struct vm_config *c, const struct vm_child_io *io)
         int r = find_exec(c->args[0], c->env, exe, sizeof exe);
         if (r < 0)
                 fail(io, r == -ENOENT ? 127 : 126, -r, "cannot run '%s'", c->args[0]);
-        if (c->seccomp)
+        if (c->seccomp && !seccomp_early)
                 install_seccomp(c, io);
         execve(exe, c->args, c->env);
         int e = errno;

@@ -45,6 +45,10 @@ int cli_env_down(struct moat_globals *g, int argc, char **argv, int idx);      /
 int cli_env_events(struct moat_globals *g, int argc, char **argv, int idx);      /* cli/env_more.c */
 int cli_env_logs(struct moat_globals *g, int argc, char **argv, int idx);        /* cli/env_more.c */
 int cli_env_exec(struct moat_globals *g, int argc, char **argv, int idx);        /* cli/env_more.c */
+/* The vm tier's create (moat-runtime create of a bundle with the annotation moat.isolation=vm):
+ * set by the full `moat` binary (vm/vm.h: moat_vm_create); NULL in the lean moat-runtime, which
+ * then runs `moat` ($MOAT_FULL_BIN) in its place for that create.  cli/runtime.c */
+extern int (*cli_vm_create)(const struct moat_runtime *rt, const struct moat_create_opts *o, struct moat_error **err);
 int cli_env_restart(struct moat_globals *g, int argc, char **argv, int idx);     /* cli/env_up.c */
 /* Prints the services' logs (SERVICE | line) from dir's logs/, older rotated parts first;
  * with follow, until the environment is gone or keep_going says false (cli/env_more.c). */

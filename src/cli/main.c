@@ -12,6 +12,8 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "core/util.h"
+#include "vm/vm.h"
 #include "core/log.h"
 #include "moat-config.h"
 
@@ -84,6 +86,15 @@ static int moat_main(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+        /* Found before a verb re-executes us from a sealed copy (/proc/self/exe is then a memfd). */
+        if (!getenv("MOAT_VMINIT")) {
+                static const char *const names[] = { "moat-vminit", "guest/moat-vminit", NULL };
+                char *vminit = moat_self_sibling(names);
+                if (vminit)
+                        setenv("MOAT_VMINIT", vminit, 0);
+                free(vminit);
+        }
+        cli_vm_create = moat_vm_create;
         const char *name = strrchr(argv[0], '/');
         name = name ? name + 1 : argv[0];
         if (strstr(name, "runtime") || strcmp(name, "runc") == 0)

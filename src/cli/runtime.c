@@ -138,6 +138,49 @@ static int print_json(json_t *j, bool pretty)
         return 0;
 }
 
+int (*cli_vm_create)(const struct moat_runtime *rt, const struct moat_create_opts *o, struct moat_error **err);
+
+/* Whether the bundle's config.json asks for the vm tier (annotation moat.isolation=vm). */
+static bool bundle_wants_vm(const char *bundle)
+{
+        char *path = NULL;
+        if (asprintf(&path, "%s/config.json", bundle ? bundle : ".") < 0)
+                return false;
+        json_t *doc = json_load_file(path, 0, NULL);
+        free(path);
+        const char *v = json_string_value(json_object_get(json_object_get(doc, "annotations"), "moat.isolation"));
+        bool vm = v && strcmp(v, "vm") == 0;
+        json_decref(doc);
+        return vm;
+}
+
+static int vm_create(struct cli_globals *g, const struct moat_runtime *rt, const struct moat_create_opts *o,
+                     bool run, char **argv)
+{
+        if (run) {
+                fprintf(stderr, "%s: run: a bundle with moat.isolation=vm goes through create and start\n", g->prog);
+                return 1;
+        }
+        if (!cli_vm_create) { /* the lean binary: the full one has the vm tier */
+                const char *full = getenv("MOAT_FULL_BIN");
+                if (!full || !*full) {
+                        fprintf(stderr, "%s: create: moat.isolation=vm needs the moat binary next to moat-runtime\n",
+                                g->prog);
+                        return 1;
+                }
+                execv(full, argv);
+                fprintf(stderr, "%s: create: cannot run '%s': %s\n", g->prog, full, strerror(errno));
+                return 1;
+        }
+        struct moat_error *err = NULL;
+        if (cli_vm_create(rt, o, &err) < 0) {
+                cli_fail(g, err, NULL);
+                moat_error_free(err);
+                return 1;
+        }
+        return 0;
+}
+
 static int cmd_create_run(struct cli_globals *g, int argc, char **argv, int idx, bool run)
 {
         struct moat_create_opts o = { 0 };
@@ -167,6 +210,8 @@ static int cmd_create_run(struct cli_globals *g, int argc, char **argv, int idx,
         o.keep = keep;
         struct moat_error *err = NULL;
         struct moat_runtime rt = { .root = g->root };
+        if (bundle_wants_vm(o.bundle))
+                return vm_create(g, &rt, &o, run, argv);
         int r, status = 0;
         if (run)
                 r = moat_container_run(&rt, &o, &status, &err);

@@ -87,11 +87,11 @@ static int put_mounts(const struct moat_spec *s, struct moat_vm_tlv_writer *w, s
                 const struct moat_mount *m = &s->mounts[i];
                 uint8_t kind;
                 if (m->bind) {
+                        /* recorded for the caller; not mounted in the guest until the VM exports
+                         * it (virtiofs is not there yet: vm.c says so) */
                         int r = add_share(c, m);
                         if (r < 0)
                                 return r;
-                        put_mount(w, MOAT_VM_M_VIRTIOFS, c->shares[c->n_shares - 1].tag, m->destination,
-                                  (m->flags & MS_RDONLY) ? "ro" : "rw");
                         continue;
                 }
                 if (mount_kind(m, &kind) < 0) {

@@ -103,19 +103,6 @@ static unsigned mem_of(const struct moat_spec *s)
         return mib < MOAT_VM_MIN_MEM_MIB ? MOAT_VM_MIN_MEM_MIB : (unsigned)mib;
 }
 
-/* The root disk's key when the caller has none: the rootfs directory as it is now. */
-static char *rootfs_key(const char *rootfs)
-{
-        struct stat st;
-        char *k = NULL;
-        if (stat(rootfs, &st) < 0)
-                return NULL;
-        if (asprintf(&k, "dir-%llx-%llx-%lld.%09ld", (unsigned long long)st.st_dev, (unsigned long long)st.st_ino,
-                     (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec) < 0)
-                return NULL;
-        return k;
-}
-
 static int listen_on(struct vm *v, struct moat_error **err)
 {
         if (asprintf(&v->sock_path, "%s/vm.sock", v->o->state_dir) < 0)
@@ -151,12 +138,11 @@ static int prepare(struct vm *v, struct moat_error **err)
         if (r < 0)
                 return r;
         if (v->cfg.n_shares > 0)
-                moat_warn("bind mounts are not shared into VMs yet (virtiofs): %zu left out (first: '%s')",
-                          v->cfg.n_shares, v->cfg.shares[0].target);
-        _cleanup_free_ char *key = o->disk_key ? strdup(o->disk_key) : rootfs_key(o->spec->root.path);
-        if (!key)
-                return moat_error_set(err, errno ? errno : ENOMEM, "cannot read '%s'", o->spec->root.path);
-        r = moat_vm_disk_root(cache, key, o->spec->root.path, &v->root_disk, err);
+                moat_debug("bind mounts are not shared into VMs yet (virtiofs): %zu left out (first: '%s')",
+                           v->cfg.n_shares, v->cfg.shares[0].target);
+        /* with a key (an image) the root disk is cached; without, it is the VM's own */
+        r = moat_vm_disk_root(o->disk_key ? cache : o->state_dir, o->disk_key ? o->disk_key : "root",
+                              o->spec->root.path, &v->root_disk, err);
         if (r < 0)
                 return r;
         if (asprintf(&v->rw_disk, "%s/rw.ext4", o->state_dir) < 0 ||
@@ -210,6 +196,11 @@ static int on_frame(struct vm *v, uint8_t type, const uint8_t *p, size_t len, st
                         return moat_error_input(err, -EPROTO, "the guest init speaks protocol %u, moat %u", ver,
                                                 MOAT_VM_PROTO_VERSION);
                 v->hello = true;
+                if (v->o->before_config) {
+                        int r = v->o->before_config(v->o->userdata);
+                        if (r < 0)
+                                return moat_error_set(err, -r, "'%s' was not started", v->o->id);
+                }
                 return moat_vm_send(v->cfd, MOAT_VM_CONFIG, v->cfg.tlv, v->cfg.len);
         }
         switch (type) {
@@ -374,6 +365,14 @@ int moat_vm_run(const struct moat_vm_run_opts *o, int *status, struct moat_error
         sigaddset(&mask, SIGINT);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGHUP);
+        if (o->all_signals) {
+                sigfillset(&mask);
+                sigdelset(&mask, SIGCHLD);
+                sigdelset(&mask, SIGPIPE);
+                static const int faults[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT, SIGSYS };
+                for (size_t i = 0; i < ARRAY_SIZE(faults); i++)
+                        sigdelset(&mask, faults[i]);
+        }
         sigprocmask(SIG_BLOCK, &mask, &old);
         v.sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
         int r = v.sigfd < 0 ? moat_error_set(err, errno, "signalfd") : prepare(&v, err);
@@ -392,6 +391,12 @@ int moat_vm_run(const struct moat_vm_run_opts *o, int *status, struct moat_error
                 unlink(v.sock_path);
         if (v.rw_disk)
                 unlink(v.rw_disk); /* the writable layer is discarded with the VM */
+        if (!o->disk_key && v.root_disk) { /* so is a root disk of its own */
+                unlink(v.root_disk);
+                _cleanup_free_ char *lock = NULL;
+                if (asprintf(&lock, "%s/root.lock", o->state_dir) >= 0)
+                        unlink(lock);
+        }
         moat_vm_reader_free(&v.rd);
         moat_vm_config_free(&v.cfg);
         moat_vm_kernel_free(v.kernel);

@@ -27,6 +27,11 @@ struct moat_vm_run_opts {
         const char *init_path;        /* the guest init (moat-vminit) */
         const char *kernel_dir;       /* NULL: $MOAT_VM_KERNEL or the installed one */
         int in, out, err;             /* the process's stdio (in < 0: none) */
+        /* Called once the guest init said HELLO, before it gets CONFIG (the runtime face's
+         * `create` returns here and `start` lets the process go): < 0 ends the VM. */
+        int (*before_config)(void *userdata);
+        void *userdata;
+        bool all_signals;             /* pass on every catchable signal, not only INT/TERM/HUP */
 };
 
 /* Boots the VM, runs the process, returns once the VM is gone: *status is the process's exit
@@ -37,3 +42,11 @@ int moat_vm_run(const struct moat_vm_run_opts *o, int *status, struct moat_error
 
 /* Where moat-vminit is: $MOAT_VMINIT, else next to this program (malloc'ed; NULL if none). */
 char *moat_vm_find_init(void);
+
+/* The runtime face (moat-runtime create with the annotation moat.isolation=vm): a monitor
+ * process boots the VM and waits for `start` on the state dir's exec.fifo, as a container's
+ * init does; the state's pid is the monitor's, which exits with the process's status, so
+ * start/state/kill/delete and podman's conmon work unchanged.  vm/runtime_vm.c */
+struct moat_create_opts;
+struct moat_runtime;
+int moat_vm_create(const struct moat_runtime *rt, const struct moat_create_opts *o, struct moat_error **err);

@@ -118,6 +118,19 @@ out=$(pm run --rm --network host "${ulimits[@]}" --cgroup-parent "$cgparent" "$i
 is "$?" 0 "run --network host exits 0"
 like "$out" "lo:" "network host: the host's interfaces are visible"
 
+# --- the vm tier through podman: the annotation moat.isolation=vm
+if command -v qemu-system-x86_64 >/dev/null && [ -e /var/lib/moat/vm/kernels/current/vmlinux ] &&
+	[ -x "$(dirname "$MOAT_RUNTIME")/moat" ]; then
+	out=$(pm run --rm --annotation moat.isolation=vm "${ulimits[@]}" --cgroup-parent "$cgparent" "$img" \
+		/bin/sh -c 'uname -r; exit 4' 2>"$TEST_TMP/vm.err")
+	is "$?" 4 "run --annotation moat.isolation=vm: the exit status from the VM"
+	like "$out" "^[0-9]" "... it printed a kernel release"
+	isnt "$out" "$(uname -r)" "... the guest's own kernel ($out, the host $(uname -r))"
+	[ -s "$TEST_TMP/vm.err" ] && diag "$(head -5 "$TEST_TMP/vm.err")"
+else
+	skip "no QEMU, guest kernel or moat binary next to the runtime (scripts/deps.sh)" 3
+fi
+
 podman_cleanup
 ok "storage reset leaves no mount under the test dir" test -z "$(_mounts_under "$P")"
 is "$(find /sys/fs/cgroup -maxdepth 3 -type d \( -path "*$cgparent*" -o -name libpod_parent \) 2>/dev/null | while read -r d; do ours "$d" && echo "$d"; done)" "" "no cgroup left by podman"

@@ -16,7 +16,7 @@ env_setup mtvm localhost/vmtest:1
 export MOAT_VMINIT=$MOAT_BUILD_ROOT/guest/moat-vminit
 CACHE=/var/lib/moat/vm/cache
 run() { "${MOAT[@]}" run --isolation vm localhost/vmtest:1 -- "$@"; }
-qemus() { pgrep -f "qemu-system-x86_64.*$STORE" | tr '\n' ' '; }
+qemus() { pgrep -f "qemu-system-x86_64.*($STORE|$TEST_TMP)" | tr '\n' ' '; }
 
 start=$(date +%s%N)
 out=$(run /bin/sh -c 'uname -r; echo to-stderr >&2; exit 7' 2>"$TEST_TMP/err")
@@ -77,6 +77,25 @@ if command -v python3 >/dev/null; then
 else
 	skip "python3 is not installed (the fake VMM)" 4
 fi
+
+# the runtime face: moat-runtime create/start/state/kill/delete of a bundle with moat.isolation=vm
+b=$TEST_TMP/vmbundle
+mkbundle "$b" '.process.args = ["/bin/sh", "-c", "echo vm-started; exec sleep 100"] | .annotations = {"moat.isolation": "vm"} | .process.terminal = false' ||
+	bail_out mkbundle
+newid_var vid vm
+RT=("$MOAT_BUILD_ROOT/moat-runtime" --root "$TEST_TMP/rtroot")
+"${RT[@]}" create --bundle "$b" "$vid" >"$TEST_TMP/rt.out" 2>"$TEST_TMP/rt.err" </dev/null
+is "$?" 0 "moat-runtime create of a moat.isolation=vm bundle (the lean binary hands it to moat)"
+is "$("${RT[@]}" state "$vid" | jq -r .status)" created "state: created (the VM is up, the process waits)"
+ok "start" "${RT[@]}" start "$vid"
+for ((i = 0; i < 100; i++)); do has vm-started "$TEST_TMP/rt.out" && break; sleep 0.1; done
+is "$("${RT[@]}" state "$vid" | jq -r .status)" running "state: running"
+like "$(cat "$TEST_TMP/rt.out")" "vm-started" "the process's output reaches create's stdout"
+ok "kill TERM" "${RT[@]}" kill "$vid" TERM
+for ((i = 0; i < 100; i++)); do [ "$("${RT[@]}" state "$vid" | jq -r .status)" = stopped ] && break; sleep 0.1; done
+is "$("${RT[@]}" state "$vid" | jq -r .status)" stopped "state: stopped once the process got TERM in the VM"
+ok "delete" "${RT[@]}" delete "$vid"
+is "$(ls "$TEST_TMP/rtroot" 2>/dev/null | tr '\n' ' ')" "" "nothing left under the runtime root"
 
 is "$(qemus)" "" "no QEMU left"
 is "$(ls "$STORE/containers" 2>/dev/null | tr '\n' ' ')" "" "no container dir left (disks, sockets)"
