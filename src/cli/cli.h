@@ -49,6 +49,18 @@ int cli_env_exec(struct moat_globals *g, int argc, char **argv, int idx);       
  * set by the full `moat` binary (vm/vm.h: moat_vm_create); NULL in the lean moat-runtime, which
  * then runs `moat` ($MOAT_FULL_BIN) in its place for that create.  cli/runtime.c */
 extern int (*cli_vm_create)(const struct moat_runtime *rt, const struct moat_create_opts *o, struct moat_error **err);
+/* The environment commands' common pieces (cli/env_cli.c).  Each prints its error as
+ * "moat VERB: ..." and returns 1 (0 when fine). */
+struct opt;
+struct moat_plan;
+int cli_env_fail(const char *verb, struct moat_error *err, int r);
+/* Options; operands: whether arguments may follow them (else an error names the first). */
+int cli_env_parse(const char *verb, int argc, char **argv, int *idx, const struct opt *opts, bool operands);
+/* The file (-f, else compose.yaml ... here) loaded and planned. */
+int cli_env_load_plan(const char *verb, const char *file, const char *project, struct moat_plan **plan);
+/* The project: -p; else, from_file, the plan's name when there is a file; else
+ * $COMPOSE_PROJECT_NAME or this directory's name (as Compose does). */
+int cli_env_project(const char *verb, const char *file, const char *project, bool from_file, char **out);
 int cli_env_restart(struct moat_globals *g, int argc, char **argv, int idx);     /* cli/env_up.c */
 /* Prints the services' logs (SERVICE | line) from dir's logs/, older rotated parts first;
  * with follow, until the environment is gone or keep_going says false (cli/env_more.c). */

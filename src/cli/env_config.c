@@ -17,10 +17,6 @@
 #include "core/util.h"
 #include "env/plan.h"
 
-static const char *const default_files[] = {
-        "compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml",
-};
-
 static void usage(void)
 {
         printf("Usage: moat config [-f FILE] [-p NAME] [--format json]\n\n"
@@ -351,26 +347,9 @@ int cli_env_config(struct moat_globals *g, int argc, char **argv, int idx)
                 fprintf(stderr, "moat config: unknown format '%s' (json or text)\n", format);
                 return 1;
         }
-        if (!file) {
-                for (size_t i = 0; i < ARRAY_SIZE(default_files) && !file; i++)
-                        if (access(default_files[i], F_OK) == 0)
-                                file = default_files[i];
-                if (!file) {
-                        fprintf(stderr, "moat config: no compose.yaml, compose.yml, docker-compose.yml or "
-                                        "docker-compose.yaml here; give one with -f FILE\n");
-                        return 1;
-                }
-        }
-        _cleanup_error_ struct moat_error *err = NULL;
-        struct moat_envfile *f = NULL;
-        int r = moat_envfile_load(file, NULL, &f, &err);
         _cleanup_plan_ struct moat_plan *plan = NULL;
-        if (r >= 0)
-                r = moat_plan_build(f, project, NULL, &plan, &err);
-        if (r < 0) {
-                fprintf(stderr, "moat config: %s\n", err && err->msg ? err->msg : strerror(-r));
+        if (cli_env_load_plan("config", file, project, &plan) != 0)
                 return 1;
-        }
         json_t *j = plan_json(plan);
         if (!j) {
                 fprintf(stderr, "moat config: out of memory\n");

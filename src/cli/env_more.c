@@ -6,8 +6,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
-#include <libgen.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,61 +23,23 @@
 #include "oci/spec.h"
 #include "runtime/container.h"
 
-static int fail(const char *verb, struct moat_error *err, int r)
-{
-        fprintf(stderr, "moat %s: %s\n", verb, err && err->msg ? err->msg : strerror(-r));
-        return 1;
-}
-
-/* -p; else $COMPOSE_PROJECT_NAME; else this directory's name (as Compose does). */
-static int project_of(const char *verb, const char *project, char **out)
-{
-        _cleanup_error_ struct moat_error *err = NULL;
-        const char *env = getenv("COMPOSE_PROJECT_NAME");
-        char cwd[PATH_MAX];
-        int r;
-        if (project)
-                r = moat_project_name(project, true, out, &err);
-        else if (env && *env)
-                r = moat_project_name(env, true, out, &err);
-        else if (getcwd(cwd, sizeof cwd))
-                r = moat_project_name(basename(cwd), false, out, &err);
-        else
-                r = -errno;
-        return r < 0 ? fail(verb, err, r) : 0;
-}
-
 /* The environment's dir and record; 1 (printed) when it is not up. */
 static int env_open(struct moat_globals *g, const char *verb, const char *project, char **dir, json_t **state)
 {
         _cleanup_free_ char *name = NULL;
-        if (project_of(verb, project, &name) != 0)
+        if (cli_env_project(verb, NULL, project, false, &name) != 0)
                 return 1;
         struct moat_env_opts o = { .root = g->root };
         *dir = moat_env_dir(&o, name);
         if (!*dir)
-                return fail(verb, NULL, -ENOMEM);
+                return cli_env_fail(verb, NULL, -ENOMEM);
         _cleanup_error_ struct moat_error *err = NULL;
         int r = moat_env_state_load(*dir, state, &err);
         if (r == -ENOENT) {
                 fprintf(stderr, "moat %s: environment '%s' is not up\n", verb, name);
                 return 1;
         }
-        return r < 0 ? fail(verb, err, r) : 0;
-}
-
-static int parse_opts(const char *verb, int argc, char **argv, int *idx, const struct opt *opts)
-{
-        char *msg = NULL;
-        _cleanup_free_ char *name = NULL;
-        if (asprintf(&name, "moat %s", verb) < 0)
-                return 1;
-        if (args_parse(argc, argv, idx, opts, name, &msg) < 0) {
-                fprintf(stderr, "moat %s: %s\n", verb, msg ? msg : "bad arguments");
-                free(msg);
-                return 1;
-        }
-        return 0;
+        return r < 0 ? cli_env_fail(verb, err, r) : 0;
 }
 
 /* ---------------------------------------------------------------- events */
@@ -114,7 +74,7 @@ int cli_env_events(struct moat_globals *g, int argc, char **argv, int idx)
                 { "help", 'h', OPT_BOOL, &help, NULL },
                 { 0 },
         };
-        if (parse_opts("events", argc, argv, &idx, opts) != 0)
+        if (cli_env_parse("events", argc, argv, &idx, opts, true) != 0)
                 return 1;
         if (help) {
                 printf("Usage: moat events [-p NAME] [--follow] [--format json]\n\n"
@@ -139,12 +99,12 @@ int cli_env_events(struct moat_globals *g, int argc, char **argv, int idx)
         _cleanup_error_ struct moat_error *err = NULL;
         if (!follow) {
                 int r = moat_event_log_read(dir, print_event, &o, &err);
-                return r < 0 && r != -ENOENT ? fail("events", err, r) : 0;
+                return r < 0 && r != -ENOENT ? cli_env_fail("events", err, r) : 0;
         }
         struct moat_event_follow *f = NULL;
         int r = moat_event_follow_open(dir, true, &f, &err);
         if (r < 0)
-                return fail("events", err, r);
+                return cli_env_fail("events", err, r);
         r = moat_event_follow_process(f, print_event, &o);
         while (r >= 0) {
                 r = moat_event_follow_wait(f, 1000, print_event, &o);
@@ -152,7 +112,7 @@ int cli_env_events(struct moat_globals *g, int argc, char **argv, int idx)
                         break; /* the environment was taken down */
         }
         moat_event_follow_free(f);
-        return r < 0 && r != -EPIPE ? fail("events", NULL, r) : 0;
+        return r < 0 && r != -EPIPE ? cli_env_fail("events", NULL, r) : 0;
 }
 
 /* ---------------------------------------------------------------- logs */
@@ -327,7 +287,7 @@ int cli_env_logs(struct moat_globals *g, int argc, char **argv, int idx)
                 ret = 1;
         } else {
                 int r = cli_env_print_logs(dir, state, service, follow, NULL, NULL);
-                ret = r < 0 && r != -EPIPE ? fail("logs", NULL, r) : 0;
+                ret = r < 0 && r != -EPIPE ? cli_env_fail("logs", NULL, r) : 0;
         }
         json_decref(state);
         return ret;
@@ -344,7 +304,7 @@ int cli_env_exec(struct moat_globals *g, int argc, char **argv, int idx)
                 { "help", 'h', OPT_BOOL, &help, NULL },
                 { 0 },
         };
-        if (parse_opts("exec", argc, argv, &idx, opts) != 0)
+        if (cli_env_parse("exec", argc, argv, &idx, opts, true) != 0)
                 return 1;
         if (help) {
                 printf("Usage: moat exec [-p NAME] SERVICE [--] CMD...\n\n"
@@ -366,7 +326,7 @@ int cli_env_exec(struct moat_globals *g, int argc, char **argv, int idx)
         /* a process goes into a container: run from a sealed copy of us (CVE-2019-5736) */
         int r = moat_selfexe_ensure_sealed(argv, &err);
         if (r < 0)
-                return fail("exec", err, r);
+                return cli_env_fail("exec", err, r);
         _cleanup_free_ char *dir = NULL, *rtroot = NULL;
         json_t *state = NULL;
         if (env_open(g, "exec", project, &dir, &state) != 0)
@@ -383,24 +343,24 @@ int cli_env_exec(struct moat_globals *g, int argc, char **argv, int idx)
         rtroot = rtr ? strdup(rtr) : NULL;
         json_decref(state);
         if (!cid || (!rtroot && asprintf(&rtroot, "%s/runtime", dir) < 0))
-                return fail("exec", NULL, -ENOMEM);
+                return cli_env_fail("exec", NULL, -ENOMEM);
         struct moat_runtime rt = { .root = rtroot };
         struct moat_process *p = NULL;
         r = moat_container_process(&rt, cid, &p, &err);
         if (r < 0)
-                return fail("exec", err, r);
+                return cli_env_fail("exec", err, r);
         strv_free(p->args);
         p->args = strv_dup(argv + idx);
         p->terminal = false;
         if (!p->args) {
                 moat_process_free(p);
-                return fail("exec", NULL, -ENOMEM);
+                return cli_env_fail("exec", NULL, -ENOMEM);
         }
         struct moat_exec_opts o = { .id = cid, .process = p };
         int status = 0;
         r = moat_container_exec(&rt, &o, &status, &err);
         moat_process_free(p);
         if (r < 0)
-                return fail("exec", err, r);
+                return cli_env_fail("exec", err, r);
         return status;
 }

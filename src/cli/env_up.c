@@ -6,8 +6,6 @@
  *   moat restart [-f FILE] [-p NAME] [SERVICE...] */
 #include <errno.h>
 #include <jansson.h>
-#include <libgen.h>
-#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,67 +19,6 @@
 #include "env/control.h"
 #include "env/plan.h"
 #include "env/up.h"
-
-static const char *const default_files[] = {
-        "compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml",
-};
-
-static int fail_err(const char *verb, struct moat_error *err, int r)
-{
-        fprintf(stderr, "moat %s: %s\n", verb, err && err->msg ? err->msg : strerror(-r));
-        return 1;
-}
-
-static const char *find_file(const char *file)
-{
-        for (size_t i = 0; i < ARRAY_SIZE(default_files) && !file; i++)
-                if (access(default_files[i], F_OK) == 0)
-                        file = default_files[i];
-        return file;
-}
-
-static int load_plan(const char *verb, const char *file, const char *project, struct moat_plan **plan)
-{
-        file = find_file(file);
-        if (!file) {
-                fprintf(stderr, "moat %s: no compose.yaml, compose.yml, docker-compose.yml or docker-compose.yaml "
-                                "here; give one with -f FILE\n", verb);
-                return 1;
-        }
-        _cleanup_error_ struct moat_error *err = NULL;
-        struct moat_envfile *f = NULL;
-        int r = moat_envfile_load(file, NULL, &f, &err);
-        if (r >= 0)
-                r = moat_plan_build(f, project, NULL, plan, &err);
-        return r < 0 ? fail_err(verb, err, r) : 0;
-}
-
-/* -p; else the plan's name when there is a file; else $COMPOSE_PROJECT_NAME or this directory's. */
-static int project_of(const char *verb, const char *file, const char *project, char **out)
-{
-        _cleanup_error_ struct moat_error *err = NULL;
-        int r;
-        if (project) {
-                r = moat_project_name(project, true, out, &err);
-                return r < 0 ? fail_err(verb, err, r) : 0;
-        }
-        if (find_file(file)) {
-                _cleanup_plan_ struct moat_plan *plan = NULL;
-                if (load_plan(verb, file, NULL, &plan) != 0)
-                        return 1;
-                *out = strdup(plan->project);
-                return *out ? 0 : fail_err(verb, NULL, -ENOMEM);
-        }
-        const char *env = getenv("COMPOSE_PROJECT_NAME");
-        char cwd[PATH_MAX];
-        if (env && *env)
-                r = moat_project_name(env, true, out, &err);
-        else if (getcwd(cwd, sizeof cwd))
-                r = moat_project_name(basename(cwd), false, out, &err);
-        else
-                r = -errno;
-        return r < 0 ? fail_err(verb, err, r) : 0;
-}
 
 /* moat-init sits next to moat.  Found before moat re-executes itself from a sealed copy
  * (then /proc/self/exe is no longer the file on disk) and passed on in $MOAT_INIT. */
@@ -109,24 +46,6 @@ static struct moat_env_opts env_opts(struct moat_globals *g)
                 .volumes = vol && *vol ? vol : NULL,
                 .init_path = getenv("MOAT_INIT"),
         };
-}
-
-static int parse(const char *verb, int argc, char **argv, int *idx, const struct opt *opts)
-{
-        char *msg = NULL;
-        _cleanup_free_ char *name = NULL;
-        if (asprintf(&name, "moat %s", verb) < 0)
-                return 1;
-        if (args_parse(argc, argv, idx, opts, name, &msg) < 0) {
-                fprintf(stderr, "moat %s: %s\n", verb, msg ? msg : "bad arguments");
-                free(msg);
-                return 1;
-        }
-        if (*idx < argc) {
-                fprintf(stderr, "moat %s: unexpected argument '%s' (see moat %s --help)\n", verb, argv[*idx], verb);
-                return 1;
-        }
-        return 0;
 }
 
 static void up_usage(void)
@@ -210,7 +129,7 @@ static int foreground(struct moat_env_opts *o, const char *project)
         moat_error_free(TAKE_PTR(err));
         int d = moat_env_down(o, project, false, &found, &err);
         if (d < 0)
-                return fail_err("up", err, d);
+                return cli_env_fail("up", err, d);
         printf("environment '%s' is down\n", project);
         return r < 0 && r != -EPIPE ? 1 : 0;
 }
@@ -227,7 +146,7 @@ int cli_env_up(struct moat_globals *g, int argc, char **argv, int idx)
                 { "help", 'h', OPT_BOOL, &help, NULL },
                 { 0 },
         };
-        if (parse("up", argc, argv, &idx, opts) != 0)
+        if (cli_env_parse("up", argc, argv, &idx, opts, false) != 0)
                 return 1;
         if (help) {
                 up_usage();
@@ -241,16 +160,16 @@ int cli_env_up(struct moat_globals *g, int argc, char **argv, int idx)
         /* Processes go into containers: run from a sealed copy of us (CVE-2019-5736). */
         int r = moat_selfexe_ensure_sealed(argv, &err);
         if (r < 0)
-                return fail_err("up", err, r);
+                return cli_env_fail("up", err, r);
         _cleanup_plan_ struct moat_plan *plan = NULL;
-        if (load_plan("up", file, project, &plan) != 0)
+        if (cli_env_load_plan("up", file, project, &plan) != 0)
                 return 1;
         struct moat_env_opts o = env_opts(g);
         o.wait_healthy = wait;
         o.progress = print_progress;
         r = moat_env_up(plan, &o, &err);
         if (r < 0) {
-                fail_err("up", err, r);
+                cli_env_fail("up", err, r);
                 if (r != -EEXIST)
                         fprintf(stderr, "moat up: what was made is recorded; remove it with: moat down -p %s\n",
                                 plan->project);
@@ -280,7 +199,7 @@ int cli_env_ps(struct moat_globals *g, int argc, char **argv, int idx)
                 { "help", 'h', OPT_BOOL, &help, NULL },
                 { 0 },
         };
-        if (parse("ps", argc, argv, &idx, opts) != 0)
+        if (cli_env_parse("ps", argc, argv, &idx, opts, false) != 0)
                 return 1;
         if (help) {
                 ps_usage();
@@ -291,14 +210,14 @@ int cli_env_ps(struct moat_globals *g, int argc, char **argv, int idx)
                 return 1;
         }
         _cleanup_free_ char *name = NULL;
-        if (project_of("ps", file, project, &name) != 0)
+        if (cli_env_project("ps", file, project, true, &name) != 0)
                 return 1;
         struct moat_env_opts o = env_opts(g);
         _cleanup_error_ struct moat_error *err = NULL;
         json_t *a = NULL;
         int r = moat_env_ps(&o, name, &a, &err);
         if (r < 0)
-                return fail_err("ps", err, r);
+                return cli_env_fail("ps", err, r);
         if (format && STREQ(format, "json")) {
                 _cleanup_free_ char *d = json_dumps(a, JSON_INDENT(2));
                 if (d)
@@ -349,21 +268,21 @@ int cli_env_down(struct moat_globals *g, int argc, char **argv, int idx)
                 { "help", 'h', OPT_BOOL, &help, NULL },
                 { 0 },
         };
-        if (parse("down", argc, argv, &idx, opts) != 0)
+        if (cli_env_parse("down", argc, argv, &idx, opts, false) != 0)
                 return 1;
         if (help) {
                 down_usage();
                 return 0;
         }
         _cleanup_free_ char *name = NULL;
-        if (project_of("down", file, project, &name) != 0)
+        if (cli_env_project("down", file, project, true, &name) != 0)
                 return 1;
         struct moat_env_opts o = env_opts(g);
         _cleanup_error_ struct moat_error *err = NULL;
         bool found = false;
         int r = moat_env_down(&o, name, volumes, &found, &err);
         if (r < 0)
-                return fail_err("down", err, r);
+                return cli_env_fail("down", err, r);
         if (found)
                 printf("environment '%s' is down\n", name);
         else
@@ -383,12 +302,8 @@ int cli_env_restart(struct moat_globals *g, int argc, char **argv, int idx)
                 { "help", 'h', OPT_BOOL, &help, NULL },
                 { 0 },
         };
-        char *msg = NULL;
-        if (args_parse(argc, argv, &idx, opts, "moat restart", &msg) < 0) {
-                fprintf(stderr, "moat restart: %s\n", msg ? msg : "bad arguments");
-                free(msg);
+        if (cli_env_parse("restart", argc, argv, &idx, opts, true) != 0)
                 return 1;
-        }
         if (help) {
                 printf("Usage: moat restart [-f FILE] [-p NAME] [SERVICE...]\n\n"
                        "Stops the services (all when none are named) and starts them again, in place: same\n"
@@ -396,13 +311,13 @@ int cli_env_restart(struct moat_globals *g, int argc, char **argv, int idx)
                 return 0;
         }
         _cleanup_free_ char *name = NULL;
-        if (project_of("restart", file, project, &name) != 0)
+        if (cli_env_project("restart", file, project, true, &name) != 0)
                 return 1;
         struct moat_env_opts o = env_opts(g);
         _cleanup_free_ char *dir = moat_env_dir(&o, name);
         json_t *req = json_pack("{s:s, s:[]}", "op", "restart", "services");
         if (!dir || !req)
-                return fail_err("restart", NULL, -ENOMEM);
+                return cli_env_fail("restart", NULL, -ENOMEM);
         for (int i = idx; i < argc; i++)
                 json_array_append_new(json_object_get(req, "services"), json_string(argv[i]));
         _cleanup_error_ struct moat_error *err = NULL;
@@ -414,7 +329,7 @@ int cli_env_restart(struct moat_globals *g, int argc, char **argv, int idx)
                         fprintf(stderr, "moat restart: environment '%s' has no running supervisor (is it up? moat "
                                         "down -p %s && moat up -p %s starts it again)\n", name, name, name);
                 else
-                        fail_err("restart", err, r);
+                        cli_env_fail("restart", err, r);
                 return 1;
         }
         int ret = 0;

@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -411,4 +413,20 @@ char *moat_self_sibling(const char *const *names)
                 free(real);
         }
         return NULL;
+}
+
+void moat_signals_reset(void)
+{
+        struct {
+                void *handler; /* SIG_DFL */
+                unsigned long flags;
+                void *restorer;
+                uint64_t mask;
+        } dfl = { 0 };
+        for (int sig = 1; sig < NSIG; sig++)
+                if (sig != SIGKILL && sig != SIGSTOP)
+                        (void)syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof(dfl.mask));
+        sigset_t none;
+        sigemptyset(&none);
+        (void)sigprocmask(SIG_SETMASK, &none, NULL);
 }

@@ -41,4 +41,8 @@ int64_t now_ns(void); /* CLOCK_MONOTONIC */
 
 /* Closes every fd >= from except those in keep (sorted or not, n entries). */
 int close_fds_from(int from, const int *keep, size_t n);
+/* Every signal back to its default action and none blocked, as in a new process (for a child
+ * before execve: the caller may block signals for a signalfd or ignore some).  The kernel's
+ * sigaction, so glibc's own signals (32, 33) are reset too; async-signal-safe. */
+void moat_signals_reset(void);
 int fd_cloexec(int fd, bool on);

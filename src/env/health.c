@@ -264,12 +264,7 @@ static _Noreturn void helper_main(struct helper_args *a)
          * signal handling and mask (the caller may block signals for a signalfd; E would
          * inherit both), only our own fds. */
         (void)setsid();
-        for (int s = 1; s < NSIG; s++)
-                if (s != SIGKILL && s != SIGSTOP)
-                        (void)signal(s, SIG_DFL);
-        sigset_t none;
-        sigemptyset(&none);
-        (void)sigprocmask(SIG_SETMASK, &none, NULL);
+        moat_signals_reset();
         if (dup2(a->devnull, 0) < 0 || dup2(a->out_w, 1) < 0 || dup2(a->out_w, 2) < 0)
                 _exit(126);
         int keep[] = { a->ctl, a->res, a->out_r };

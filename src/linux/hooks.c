@@ -85,13 +85,7 @@ static _Noreturn void hook_child(const char *path, char *const *argv, char *cons
                         close(fd);
         }
 
-        struct sigaction sa = { .sa_handler = SIG_DFL };
-        for (int sig = 1; sig < NSIG; sig++)
-                if (sig != SIGKILL && sig != SIGSTOP)
-                        sigaction(sig, &sa, NULL);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
+        moat_signals_reset();
 
         execve(path, argv, envp);
 fail:

@@ -119,27 +119,6 @@ static int join_namespaces(struct init_ctx *c, bool user_first, struct moat_erro
 }
 
 /* The last fds: stdio, --preserve-fds, and our own (all O_CLOEXEC). */
-/* The process starts with signals as a new one would: what the runtime's caller blocked or
- * ignored (a supervisor blocks TERM for its signalfd and ignores PIPE) is not the container's
- * (a blocked TERM would make every service ignore `stop`). */
-static void reset_signals(void)
-{
-        /* the kernel's sigaction: glibc refuses its own signals (32, 33), which a caller may
-         * still have ignored */
-        struct {
-                void *handler;
-                unsigned long flags;
-                void *restorer;
-                uint64_t mask;
-        } dfl = { 0 };
-        for (int sig = 1; sig < NSIG; sig++)
-                if (sig != SIGKILL && sig != SIGSTOP)
-                        (void)syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof(dfl.mask));
-        sigset_t none;
-        sigemptyset(&none);
-        (void)sigprocmask(SIG_SETMASK, &none, NULL);
-}
-
 static int close_other_fds(struct init_ctx *c, int extra)
 {
         int keep[64];
@@ -307,7 +286,9 @@ static void init_process(struct init_ctx *c, const char *state_json)
                 }
         }
         umask(p->has_umask ? p->umask : 022);
-        reset_signals();
+        /* signals as in a new process: what the runtime's caller blocked or ignored (a
+         * supervisor blocks TERM for its signalfd) is not the container's */
+        moat_signals_reset();
         if (fifo >= 0 && write_all(fifo, "0", 1) < 0)
                 _exit(1);
         execve(exe, p->args, p->env ? p->env : (char *[]){ NULL });

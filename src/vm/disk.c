@@ -15,7 +15,6 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -52,16 +51,9 @@ static _Noreturn void tool_child(const char *path, char *const *argv, int out_w,
         static char *const envp[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", NULL };
         if (dup2(null_fd, 0) < 0 || dup2(out_w, 1) < 0 || dup2(out_w, 2) < 0)
                 _exit(127);
-        if (syscall(SYS_close_range, 3U, ~0U, 0U) < 0)
-                for (int fd = 3; fd < 1024; fd++)
-                        close(fd);
-        struct sigaction sa = { .sa_handler = SIG_DFL };
-        for (int sig = 1; sig < NSIG; sig++)
-                if (sig != SIGKILL && sig != SIGSTOP)
-                        sigaction(sig, &sa, NULL);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
+        if (close_fds_from(3, NULL, 0) < 0)
+                _exit(127);
+        moat_signals_reset();
         execve(path, argv, envp);
         if (write(2, msg, sizeof(msg) - 1) < 0) {
                 /* nothing left to report through */

@@ -399,7 +399,6 @@ static int confine(void)
 
 __attribute__((noreturn)) static void child_exec(const char *exe, char **argv, int nullfd, int logfd, int errfd)
 {
-        sigset_t none;
         int e;
 
         /* the VMM does not outlive moat: a SIGKILLed moat takes its VM with it */
@@ -415,15 +414,10 @@ __attribute__((noreturn)) static void child_exec(const char *exe, char **argv, i
         if (dup2(nullfd, 0) < 0 || dup2(nullfd, 1) < 0 || (logfd >= 0 && dup2(logfd, 2) < 0) ||
             dup3(errfd, 3, O_CLOEXEC) < 0)
                 goto fail;
-        if (close_range(4, ~0U, 0) < 0)
-                for (int fd = 4; fd < 65536; fd++)
-                        close(fd);
+        if (close_fds_from(4, NULL, 0) < 0)
+                goto fail;
         errfd = 3;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        for (int sig = 1; sig < _NSIG; sig++)
-                if (sig != SIGKILL && sig != SIGSTOP)
-                        signal(sig, SIG_DFL);
+        moat_signals_reset();
         if (confine() < 0)
                 goto fail;
         execv(exe, argv);

@@ -32,48 +32,8 @@ services:
 YAML
 F=(-f "$TEST_TMP/proj/compose.yaml" -p "$P")
 
-# every live process whose cgroup (any hierarchy) is one of this environment's, or that is this
-# environment's supervisor / init / service by its command line. Zombies do not count: the
-# services' inits are reparented to whoever reaps orphans here (PID 1 of this machine reaps
-# them within a second or two), and a zombie holds nothing but its pid.
-procs_of_env() {
-	local d pid st
-	for d in /proc/[0-9]*; do
-		pid=${d#/proc/}
-		st=$(sed 's/.*) //' "$d/stat" 2>/dev/null | cut -c1)
-		[ -z "$st" ] || [ "$st" = Z ] && continue
-		# (the supervisor is a fork of `moat up`: comm moat-supervisor, up's command line)
-		{ grep -qE ":/moat/$P-|/$P-(front|mid|back)\$" "$d/cgroup" ||
-			tr '\0' ' ' <"$d/cmdline" | has -E "nc -ll -p 718[01] -e" ||
-			{ [ "$(cat "$d/comm")" = moat-supervisor ] && tr '\0' ' ' <"$d/cmdline" | has -E -- "-p $P( |\$)"; }; } 2>/dev/null &&
-			echo "$pid"
-	done
-}
-# the environment's links: its bridge moat-<tag> and veths moat-<tag>-<n>; the tag is the name
-# only for names of 1-5 characters (else 2 characters + a hash): read it from state.json at up
-BR=""
-env_links() { [ -n "$BR" ] && ip -o link show 2>/dev/null | grep -oE "^[0-9]+: $BR(-[0-9]+)?[:@]" | tr -d ':@' | awk '{print $2}'; }
-# (a listing can fail while other tests change their tables: retried)
-nft_tables() {
-	local i out
-	for i in 1 2 3 4 5; do
-		out=$(nft list tables 2>/dev/null) && break
-		sleep 0.1
-	done
-	printf '%s\n' "$out"
-}
-leftovers() {
-	local out="" l
-	[ -n "$(env_links)" ] && out+="links "
-	[ -d "$ENVDIR" ] && out+="state-dir "
-	nft_tables | has -w "moat-$P" && out+="nft "
-	l=$(find /sys/fs/cgroup -maxdepth 6 -type d -name "$P-*" 2>/dev/null)
-	[ -n "$l" ] && out+="cgroups($(echo "$l" | head -3 | tr '\n' ' ')) "
-	awk -v p="$ENVDIR/" 'index($5, p) == 1' /proc/self/mountinfo | has . && out+="mounts "
-	l=$(procs_of_env | tr '\n' ' ')
-	[ -n "$l" ] && out+="processes($l) "
-	printf '%s' "$out"
-}
+# the leak probe (lib.sh: leftovers); the nc services are found by their command line too
+ENV_PROC_CMDLINE="nc -ll -p 718[01] -e"
 
 is "$(leftovers)" "" "nothing of '$P' before the first up"
 

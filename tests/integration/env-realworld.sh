@@ -198,30 +198,6 @@ out=$(ex worker sh -c "printf 'GET / HTTP/1.0\r\n\r\n' | timeout 4 nc -w 2 $GW $
 unlike "$out" "proxy" "worker cannot reach proxy through the published port (not allowed)"
 
 # ---------------------------------------------------------------- down
-procs_of_env() {
-	local d pid st
-	for d in /proc/[0-9]*; do
-		pid=${d#/proc/}
-		st=$(sed 's/.*) //' "$d/stat" 2>/dev/null | cut -c1)
-		[ -z "$st" ] || [ "$st" = Z ] && continue
-		{ grep -qE ":/moat/$P-|/$P-[a-z]+\$" "$d/cgroup" ||
-			{ [ "$(cat "$d/comm")" = moat-supervisor ] && tr '\0' ' ' <"$d/cmdline" | has -E -- "-p $P( |\$)"; }; } 2>/dev/null &&
-			echo "$pid"
-	done
-}
-env_links() { [ -n "$BR" ] && ip -o link show 2>/dev/null | grep -oE "^[0-9]+: $BR(-[0-9]+)?[:@]" | tr -d ':@' | awk '{print $2}'; }
-leftovers() {
-	local out="" l
-	[ -n "$(env_links)" ] && out+="links($(env_links | tr '\n' ' ')) "
-	[ -d "$ENVDIR" ] && out+="state-dir "
-	nft list tables 2>/dev/null | has -w "moat-$P" && out+="nft "
-	l=$(find /sys/fs/cgroup -maxdepth 6 -type d -name "$P-*" 2>/dev/null)
-	[ -n "$l" ] && out+="cgroups($(echo "$l" | head -3 | tr '\n' ' ')) "
-	awk -v p="$ENVDIR/" 'index($5, p) == 1' /proc/self/mountinfo | has . && out+="mounts "
-	l=$(procs_of_env | tr '\n' ' ')
-	[ -n "$l" ] && out+="processes($l) "
-	printf '%s' "$out"
-}
 n=$(procs_of_env | wc -l)
 [ "$n" -ge 15 ] && pass "the leak probe sees the running environment ($n processes)" ||
 	fail "the leak probe sees the running environment ($n processes, expected >= 15)"

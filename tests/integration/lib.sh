@@ -325,3 +325,47 @@ env_setup() {
 	"${MOAT[@]}" image import "$TEST_TMP/layout" --name "$image" >"$TEST_TMP/import.out" 2>&1 ||
 		bail_out "moat image import: $(head -c 300 "$TEST_TMP/import.out")"
 }
+
+# What an environment P left, for the leak checks: "links state-dir nft cgroups(...) mounts
+# processes(...)" (empty: nothing).  BR: the environment's bridge, read from state.json at up
+# (the links' tag is a hash for names of more than 5 characters).  ENV_PROC_CMDLINE: an extended
+# regex of the services' command lines, for processes not in a cgroup (yet).
+BR=""
+ENV_PROC_CMDLINE=""
+env_links() { [ -n "$BR" ] && ip -o link show 2>/dev/null | grep -oE "^[0-9]+: $BR(-[0-9]+)?[:@]" | tr -d ':@' | awk '{print $2}'; }
+# (a listing can fail while other tests change their tables: retried)
+nft_tables() {
+	local i out
+	for i in 1 2 3 4 5; do
+		out=$(nft list tables 2>/dev/null) && break
+		sleep 0.1
+	done
+	printf '%s\n' "$out"
+}
+# Every live process whose cgroup (any hierarchy) is one of P's, or that is P's supervisor (a
+# fork of `moat up`: comm moat-supervisor, up's command line).  Zombies do not count: the
+# services' inits are reparented to whoever reaps orphans here, and a zombie holds only its pid.
+procs_of_env() {
+	local d pid st
+	for d in /proc/[0-9]*; do
+		pid=${d#/proc/}
+		st=$(sed 's/.*) //' "$d/stat" 2>/dev/null | cut -c1)
+		[ -z "$st" ] || [ "$st" = Z ] && continue
+		{ grep -qE ":/moat/$P-|/$P-[a-z0-9_-]+\$" "$d/cgroup" ||
+			{ [ -n "$ENV_PROC_CMDLINE" ] && tr '\0' ' ' <"$d/cmdline" | has -E "$ENV_PROC_CMDLINE"; } ||
+			{ [ "$(cat "$d/comm")" = moat-supervisor ] && tr '\0' ' ' <"$d/cmdline" | has -E -- "-p $P( |\$)"; }; } 2>/dev/null &&
+			echo "$pid"
+	done
+}
+leftovers() {
+	local out="" l
+	[ -n "$(env_links)" ] && out+="links "
+	[ -d "$ENVDIR" ] && out+="state-dir "
+	nft_tables | has -w "moat-$P" && out+="nft "
+	l=$(find /sys/fs/cgroup -maxdepth 6 -type d -name "$P-*" 2>/dev/null)
+	[ -n "$l" ] && out+="cgroups($(echo "$l" | head -3 | tr '\n' ' ')) "
+	awk -v p="$ENVDIR/" 'index($5, p) == 1' /proc/self/mountinfo | has . && out+="mounts "
+	l=$(procs_of_env | tr '\n' ' ')
+	[ -n "$l" ] && out+="processes($l) "
+	printf '%s' "$out"
+}
