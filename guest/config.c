@@ -212,6 +212,16 @@ int vm_config_parse(struct vm_config *c, const uint8_t *p, size_t len, const cha
                         r = parse_mount(c, v, l);
                         *why = "bad MOUNT";
                         break;
+                case MOAT_VM_T_NET:
+                        r = l == 9 && v[4] >= 1 && v[4] <= 30 && !c->has_net ? 0 : -EBADMSG;
+                        if (r == 0) {
+                                c->has_net = true;
+                                memcpy(c->net_addr, v, 4);
+                                c->net_prefix = v[4];
+                                memcpy(c->net_gateway, v + 5, 4);
+                        }
+                        *why = "bad NET";
+                        break;
                 default:
                         r = 0;  /* unknown tags are skipped: newer hosts may add some */
                         break;

@@ -167,7 +167,8 @@ int main(int argc, char **argv)
                 goto end;
         }
         if (!test_mode) {
-                if (vm_setup_root(&c, whybuf, sizeof whybuf) < 0) {
+                if ((c.has_net && vm_setup_net(&c, whybuf, sizeof whybuf) < 0) ||
+                    vm_setup_root(&c, whybuf, sizeof whybuf) < 0) {
                         fail_before_start(chan, whybuf);
                         vm_config_free(&c);
                         goto end;

@@ -45,6 +45,9 @@ struct vm_config {
         bool root_readonly;
         struct vm_mount *mounts;
         size_t n_mounts;
+        bool has_net;
+        uint8_t net_addr[4], net_gateway[4];  /* network byte order */
+        uint8_t net_prefix;
 };
 
 /* config.c: parses a CONFIG payload; -EBADMSG (and *why) when it breaks a rule. */
@@ -60,6 +63,9 @@ void vm_load_modules(const char *list);
 int vm_open_port(const char *name, int timeout_ms);
 int vm_setup_root(const struct vm_config *c, char *why, size_t whylen);
 void vm_poweroff(void) __attribute__((noreturn));
+
+/* net.c: PID 1 only: loads /modules/net, configures eth0 and lo, the default route. */
+int vm_setup_net(const struct vm_config *c, char *why, size_t whylen);
 
 /* child.c: runs in the forked child; reports a failure on errfd ({u32 exit code, text}) and
  * _exits; on success execve closes errfd (O_CLOEXEC). */

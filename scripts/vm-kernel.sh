@@ -1,7 +1,7 @@
 #!/bin/bash
 # Fetch the guest kernel of moat's vm tier: Debian's 6.12 cloud kernel, unpacked (never
 # installed into /boot), with an uncompressed vmlinux for PVH boot and the ordered list of
-# module files the guest init loads (virtio_blk, overlay).
+# module files the guest init loads (virtio_blk, overlay; virtio_net for a VM with a network).
 #
 #   scripts/vm-kernel.sh [DEST]        DEST defaults to /var/lib/moat/vm/kernels
 #
@@ -9,6 +9,7 @@
 #          DEST/<version>/lib/modules/<version>/...     (from the .deb, + depmod output)
 #          DEST/<version>/vmlinux                        (ELF, extracted from the zstd vmlinuz)
 #          DEST/<version>/moat-modules                   (module files relative to DEST/<version>, load order)
+#          DEST/<version>/moat-modules-net               (the same for the network: loaded only by a VM that has one)
 #          DEST/current -> <version>
 # Idempotent: a version already complete is reused; `current` is repointed.
 # Needs: apt-get, dpkg-deb, depmod/modprobe (kmod), zstdcat (zstd).
@@ -16,6 +17,7 @@ set -euo pipefail
 
 META=linux-image-6.12-cloud-amd64   # the meta package: follows Debian's security updates
 MODULES=(virtio_blk overlay)        # what the guest loads (ext4, virtio_pci, virtio_console are built in)
+NET_MODULES=(virtio_net)            # what a guest with a network loads too
 DEST=${1:-/var/lib/moat/vm/kernels}
 
 die() { echo "vm-kernel.sh: $*" >&2; exit 1; }
@@ -29,8 +31,24 @@ pkg=$(apt-cache depends "$META" 2>/dev/null | awk '$1 == "Depends:" && $2 ~ /^li
 version=${pkg#linux-image-}
 dir=$DEST/$version
 
+# Module files in load order (dependencies and softdeps first), relative to ROOT: LIST <- MODULES...
+module_list() {
+	local root=$1 list=$2 m
+	shift 2
+	for m in "$@"; do
+		modprobe -d "$root" -S "$version" --show-depends "$m"
+	done | awk '$1 == "insmod" { print $2 }' \
+		| sed "s|^$root/||" | awk '!seen[$0]++' >"$list.tmp"
+	for m in "$@"; do
+		grep -q "/${m}\.ko" "$list.tmp" || die "module '$m' not found in $pkg"
+	done
+	mv "$list.tmp" "$list"
+}
+
 if [ -s "$dir/vmlinux" ] && [ -s "$dir/moat-modules" ] && [ -f "$dir/lib/modules/$version/modules.dep" ]; then
 	echo "vm-kernel.sh: $pkg already in $dir"
+	# an install made before the network modules were listed gets its list
+	[ -s "$dir/moat-modules-net" ] || module_list "$dir" "$dir/moat-modules-net" "${NET_MODULES[@]}"
 else
 	mkdir -p "$DEST"
 	tmp=$(mktemp -d "$DEST/.tmp-XXXXXX")
@@ -58,19 +76,13 @@ else
 	[ "$(head -c4 "$tmp/root/vmlinux" | od -An -tx1 | tr -d ' ')" = 7f454c46 ] \
 		|| die "the zstd payload of '$vmlinuz' is not an ELF vmlinux"
 
-	# Module files in load order (dependencies and softdeps first), relative to the root.
-	for m in "${MODULES[@]}"; do
-		modprobe -d "$tmp/root" -S "$version" --show-depends "$m"
-	done | awk '$1 == "insmod" { print $2 }' \
-		| sed "s|^$tmp/root/||" | awk '!seen[$0]++' >"$tmp/root/moat-modules"
-	for m in "${MODULES[@]}"; do
-		grep -q "/${m}\.ko" "$tmp/root/moat-modules" || die "module '$m' not found in $pkg"
-	done
+	module_list "$tmp/root" "$tmp/root/moat-modules" "${MODULES[@]}"
+	module_list "$tmp/root" "$tmp/root/moat-modules-net" "${NET_MODULES[@]}"
 
 	rm -rf "$dir"
 	mv "$tmp/root" "$dir"
 	echo "vm-kernel.sh: unpacked $pkg into $dir"
-	echo "vm-kernel.sh: vmlinux $(stat -c %s "$dir/vmlinux") bytes; modules: $(xargs -n1 basename <"$dir/moat-modules" | tr '\n' ' ')"
+	echo "vm-kernel.sh: vmlinux $(stat -c %s "$dir/vmlinux") bytes; modules: $(cat "$dir/moat-modules" "$dir/moat-modules-net" | xargs -n1 basename | tr '\n' ' ')"
 fi
 
 ln -sfn "$version" "$DEST/current.tmp"

@@ -576,7 +576,7 @@ static int xmoat_map(struct ef_ctx *c, const char *key, yaml_node_t *k, yaml_nod
                 if (STREQ(str, "container"))
                         s->isolation = MOAT_ISOLATION_CONTAINER;
                 else if (STREQ(str, "vm"))
-                        return ef_fail(c, v, "x-moat.isolation", "'vm' is not available yet: comes with the vm tier");
+                        s->isolation = MOAT_ISOLATION_VM;
                 else
                         return ef_fail(c, v, "x-moat.isolation", "'%s' is not an isolation (container or vm)", str);
                 return 0;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* One service's container: create (stdio on its log), attach, start (env/launch.h). */
 #include <errno.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -10,6 +11,8 @@
 #include "core/cleanup.h"
 #include "env/launch.h"
 #include "net/attach.h"
+#include "net/link.h"
+#include "vm/vm.h"
 
 /* The runtime's create hands our stdio to the container: give it the service's log and
  * /dev/null instead, so nobody's terminal or pipe is held open by a service. */
@@ -28,7 +31,7 @@ static int create_with_log(const struct moat_env_launch *l, struct moat_error **
         dup2(lfd, 1);
         dup2(lfd, 2);
         struct moat_create_opts co = { .id = l->id, .bundle = l->bundle };
-        int r = moat_container_create(l->rt, &co, err);
+        int r = l->vm ? moat_vm_create(l->rt, &co, err) : moat_container_create(l->rt, &co, err);
         for (int k = 0; k < 3; k++) {
                 if (saved[k] >= 0) {
                         dup2(saved[k], k);
@@ -71,7 +74,11 @@ int moat_env_launch(const struct moat_env_launch *l, pid_t *pid, char host_if[IF
         if (r < 0)
                 return r;
         r = container_pid(l, pid, err);
-        if (r >= 0) {
+        if (r >= 0 && l->vm) {
+                r = moat_net_veth_name(l->project, ntohl(l->addr.s_addr) & 0xff, host_if);
+                if (r < 0)
+                        moat_error_input(err, r, "container '%s': no port name", l->id);
+        } else if (r >= 0) {
                 char nspath[64];
                 snprintf(nspath, sizeof nspath, "/proc/%d/ns/net", (int)*pid);
                 _cleanup_close_ int nsfd = open(nspath, O_RDONLY | O_CLOEXEC);

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <net/if.h>
+#include <stdbool.h>
 #include <netinet/in.h>
 #include <sys/types.h>
 
@@ -20,9 +21,11 @@ struct moat_env_launch {
         const char *log;              /* stdout and stderr go here (appended) */
         struct in_addr addr;
         const struct moat_ipam_net *net;
+        bool vm;                      /* isolation: vm: a VM whose TAP the runtime plugs in itself */
 };
 
-/* Creates, attaches and starts.  *pid: the container's init; host_if: the veth's host end.
+/* Creates, attaches and starts.  *pid: the container's init (a VM's monitor); host_if: the
+ * veth's host end (a VM's TAP, vm/config.h, made by the VM's monitor at create).
  * On failure the container is deleted again (nothing of this launch stays). */
 int moat_env_launch(const struct moat_env_launch *l, pid_t *pid, char host_if[IFNAMSIZ], struct moat_error **err);
 

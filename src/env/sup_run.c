@@ -285,6 +285,8 @@ static int launch(struct sup_svc *v)
         _cleanup_error_ struct moat_error *err = NULL;
         struct moat_env_launch l = { .rt = &s->rt, .project = s->project, .id = v->id, .bundle = v->bundle,
                                      .log = v->log, .addr = v->addr, .net = &s->net };
+        const char *iso = json_string_value(json_object_get(v->rec, "isolation"));
+        l.vm = iso && STREQ(iso, "vm");
         char host_if[IFNAMSIZ] = "";
         pid_t pid = 0;
         watch_free(v);

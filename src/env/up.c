@@ -27,6 +27,7 @@
 #include "net/link.h"
 #include "net/policy.h"
 #include "runtime/container.h"
+#include "vm/config.h"
 
 #define DEFAULT_IPAM_DIR "/var/lib/moat/ipam"
 
@@ -86,10 +87,6 @@ static int check_services(struct up *u, struct moat_error **err)
                 return moat_error_prefix(err, r, "cannot open the image store");
         for (size_t i = 0; i < f->n_services; i++) {
                 const struct moat_env_service *s = &f->services[i];
-                if (s->isolation == MOAT_ISOLATION_VM)
-                        return moat_error_input(err, -EOPNOTSUPP,
-                                                "service '%s': 'isolation: vm' is not available yet (the vm tier "
-                                                "comes later); use 'isolation: container'", s->name);
                 if (!s->image)
                         return moat_error_input(err, -EINVAL, "service '%s' has no 'image' (build: is not supported)",
                                                 s->name);
@@ -304,6 +301,27 @@ static json_t *mount_json(const char *dst, const char *type, const char *src, co
         return m;
 }
 
+/* A service with isolation: vm: the annotations that make the runtime boot it in a VM
+ * (vm/vm.h) with a TAP on the environment's bridge in place of a veth (vm/config.h). */
+static int vm_config(struct up *u, const struct moat_env_service *s, json_t *doc, struct moat_error **err)
+{
+        size_t i = (size_t)(s - u->p->file->services);
+        char a[INET_ADDRSTRLEN], gw[INET_ADDRSTRLEN];
+        json_t *ann = json_object_get(doc, "annotations");
+        if (!json_is_object(ann)) {
+                ann = json_object();
+                if (!ann || json_object_set_new(doc, "annotations", ann) < 0)
+                        return -ENOMEM;
+        }
+        if (json_object_set_new(ann, "moat.isolation", json_string("vm")) < 0 ||
+            json_object_set_new(ann, MOAT_VM_ANN_NET_ENV, json_string(u->p->project)) < 0 ||
+            json_object_set_new(ann, MOAT_VM_ANN_NET_ADDR,
+                                json_sprintf("%s/%u", addr_str(u->addrs[i], a), u->net.prefixlen)) < 0 ||
+            json_object_set_new(ann, MOAT_VM_ANN_NET_GW, json_string(addr_str(u->net.gateway, gw))) < 0)
+                return moat_error_set(err, ENOMEM, "service '%s'", s->name);
+        return 0;
+}
+
 /* moat-init as PID 1, /etc/hosts, tmpfs mounts, read_only, entrypoint overrides. */
 static int patch_config(struct up *u, const struct moat_env_service *s, const char *bundle, char **full_cmd,
                         struct moat_error **err)
@@ -318,20 +336,30 @@ static int patch_config(struct up *u, const struct moat_env_service *s, const ch
         int r = -ENOMEM;
         json_t *proc = json_object_get(doc, "process");
         json_t *old = json_object_get(proc, "args");
+        if (s->isolation == MOAT_ISOLATION_VM) {
+                r = vm_config(u, s, doc, err);
+                if (r < 0)
+                        goto out;
+                r = -ENOMEM;
+        }
         json_t *args = json_array();
         char grace[32];
         snprintf(grace, sizeof grace, "%d", MOAT_ENV_STOP_GRACE_MS);
-        json_array_append_new(args, json_string(MOAT_ENV_INIT_PATH));
-        json_array_append_new(args, json_string("--grace"));
-        json_array_append_new(args, json_string(grace));
-        json_array_append_new(args, json_string("--"));
+        size_t n_init = 0;
+        if (s->isolation != MOAT_ISOLATION_VM) { /* a VM's PID 1 is the guest's init already */
+                json_array_append_new(args, json_string(MOAT_ENV_INIT_PATH));
+                json_array_append_new(args, json_string("--grace"));
+                json_array_append_new(args, json_string(grace));
+                json_array_append_new(args, json_string("--"));
+                n_init = 4;
+        }
         if (full_cmd) {
                 for (char **a = full_cmd; *a; a++)
                         json_array_append_new(args, json_string(*a));
         } else {
                 json_array_extend(args, old);
         }
-        if (json_array_size(args) == 4) {
+        if (json_array_size(args) == n_init) {
                 json_decref(args);
                 r = moat_error_input(err, -EINVAL, "service '%s': no command (neither the image '%s' nor the file "
                                      "gives one)", s->name, s->image);
@@ -344,7 +372,8 @@ static int patch_config(struct up *u, const struct moat_env_service *s, const ch
                 json_object_set_new(doc, "mounts", mounts);
         }
         static const char *const ro_bind[] = { "bind", "ro", "nosuid", "nodev", NULL };
-        json_array_append_new(mounts, mount_json(MOAT_ENV_INIT_PATH, "bind", u->o->init_path, ro_bind));
+        if (s->isolation != MOAT_ISOLATION_VM)
+                json_array_append_new(mounts, mount_json(MOAT_ENV_INIT_PATH, "bind", u->o->init_path, ro_bind));
         json_array_append_new(mounts, mount_json("/etc/hosts", "bind", hosts, ro_bind));
         for (size_t k = 0; k < s->n_mounts; k++) {
                 const struct moat_env_mount *mt = &s->mounts[k];
@@ -435,6 +464,8 @@ static int record_service(struct up *u, size_t i, json_t *e)
         json_object_set_new(e, "depends_on", deps);
         json_object_set_new(e, "log", json_sprintf("%s/logs/%s.log", u->dir, s->name));
         json_object_set_new(e, "restart", json_string(moat_env_restart_name(s->restart)));
+        if (s->isolation == MOAT_ISOLATION_VM)
+                json_object_set_new(e, "isolation", json_string("vm"));
         json_object_set_new(e, "restart_max", json_integer(s->restart_max));
         if (s->log_max)
                 json_object_set_new(e, "log_max", json_integer(s->log_max));

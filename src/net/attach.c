@@ -9,6 +9,7 @@
 #include "core/cleanup.h"
 #include "net/addr.h"
 #include "net/link.h"
+#include "net/tap.h"
 
 int moat_net_bridge_ensure(struct moat_nl *nl, int host_netns_fd, const char *env, const struct moat_ipam_net *net,
                            unsigned mtu, struct moat_error **err)
@@ -61,8 +62,8 @@ int moat_net_attach(struct moat_nl *nl, int host_netns_fd, const char *env, int 
         /* A MAC derived from the address (02:6d:a.b.c.d, locally administered):
          * a container attached again after a crash keeps it, so its peers'
          * ARP caches stay right. */
-        const unsigned char *b = (const unsigned char *)&addr.s_addr;
-        const unsigned char mac[6] = { 0x02, 0x6d, b[0], b[1], b[2], b[3] };
+        unsigned char mac[6];
+        moat_net_addr_mac(addr, mac);
         if ((r = moat_nl_open(netns_fd, &inner, err)) < 0 || (r = moat_link_set_mac(inner, "eth0", mac, err)) < 0 ||
             (r = moat_link_disable_ipv6(netns_fd, "eth0", true, err)) < 0 ||
             (r = moat_addr_add4(inner, "eth0", addr, net->prefixlen, err)) < 0 ||

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* config.json -> the guest's CONFIG TLVs (vm/config.h). */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,6 +126,47 @@ static int put_seccomp(const struct moat_spec *s, struct moat_vm_tlv_writer *w, 
         return 0;
 }
 
+/* The network annotations (vm/config.h): all three or none. */
+static int put_net(const struct moat_spec *s, struct moat_vm_tlv_writer *w, struct moat_vm_net *net,
+                   struct moat_error **err)
+{
+        const char *env = moat_spec_annotation(s, MOAT_VM_ANN_NET_ENV);
+        const char *addr = moat_spec_annotation(s, MOAT_VM_ANN_NET_ADDR);
+        const char *gw = moat_spec_annotation(s, MOAT_VM_ANN_NET_GW);
+        if (!env && !addr && !gw)
+                return 0;
+        if (!env || !*env || !addr || !gw)
+                return moat_error_input(err, -EINVAL, "annotations '%s', '%s' and '%s' go together (a VM on an "
+                                        "environment's network)", MOAT_VM_ANN_NET_ENV, MOAT_VM_ANN_NET_ADDR,
+                                        MOAT_VM_ANN_NET_GW);
+        const char *slash = strchr(addr, '/');
+        char ip[INET_ADDRSTRLEN];
+        uint64_t prefix = 0;
+        if (!slash || (size_t)(slash - addr) >= sizeof ip || parse_u64(slash + 1, &prefix) < 0 || prefix < 1 ||
+            prefix > 30)
+                return moat_error_input(err, -EINVAL, "annotation '%s': '%s' is not an IPv4 address/prefix "
+                                        "(e.g. 10.89.0.5/24)", MOAT_VM_ANN_NET_ADDR, addr);
+        memcpy(ip, addr, (size_t)(slash - addr));
+        ip[slash - addr] = '\0';
+        if (inet_pton(AF_INET, ip, &net->addr) != 1)
+                return moat_error_input(err, -EINVAL, "annotation '%s': '%s' is not an IPv4 address",
+                                        MOAT_VM_ANN_NET_ADDR, addr);
+        if (inet_pton(AF_INET, gw, &net->gateway) != 1)
+                return moat_error_input(err, -EINVAL, "annotation '%s': '%s' is not an IPv4 address",
+                                        MOAT_VM_ANN_NET_GW, gw);
+        net->env = strdup(env);
+        if (!net->env)
+                return -ENOMEM;
+        net->prefix = (unsigned)prefix;
+        net->present = true;
+        uint8_t v[9];
+        memcpy(v, &net->addr.s_addr, 4);
+        v[4] = (uint8_t)prefix;
+        memcpy(v + 5, &net->gateway.s_addr, 4);
+        moat_vm_tlv_put(w, MOAT_VM_T_NET, v, sizeof v);
+        return 0;
+}
+
 int moat_vm_config_build(const struct moat_spec *s, struct moat_vm_config *out, struct moat_error **err)
 {
         const struct moat_process *p = s->process;
@@ -169,6 +211,8 @@ int moat_vm_config_build(const struct moat_spec *s, struct moat_vm_config *out, 
         moat_vm_tlv_put(&w, MOAT_VM_T_ROOT, &ro, 1);
         int r = put_mounts(s, &w, out, err);
         if (r >= 0)
+                r = put_net(s, &w, &out->net, err);
+        if (r >= 0)
                 r = put_seccomp(s, &w, err);
         if (r >= 0 && w.err)
                 r = moat_error_set(err, -w.err, "the VM's configuration");
@@ -190,6 +234,7 @@ void moat_vm_config_free(struct moat_vm_config *c)
                 free(c->shares[i].target);
         }
         free(c->shares);
+        free(c->net.env);
         free(c->tlv);
         *c = (struct moat_vm_config){ 0 };
 }

@@ -5,6 +5,8 @@
  * mqueue; a bind mount becomes a virtiofs share: its tag is "moat<N>", N its index here). */
 #pragma once
 
+#include <netinet/in.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,11 +20,26 @@ struct moat_vm_share {
         bool read_only;
 };
 
+/* The guest's network (from the annotations below): a TAP on an environment's bridge.
+ *   moat.network.environment  the environment (its bridge "moat-<tag>", net/link.h)
+ *   moat.network.address      "A.B.C.D/P": the guest's eth0 (the TAP is named after its last byte)
+ *   moat.network.gateway      "A.B.C.D": the default route */
+#define MOAT_VM_ANN_NET_ENV "moat.network.environment"
+#define MOAT_VM_ANN_NET_ADDR "moat.network.address"
+#define MOAT_VM_ANN_NET_GW "moat.network.gateway"
+struct moat_vm_net {
+        bool present;
+        char *env;
+        struct in_addr addr, gateway;
+        unsigned prefix;
+};
+
 struct moat_vm_config {
         uint8_t *tlv;       /* the CONFIG payload */
         size_t len;
         struct moat_vm_share *shares; /* bind mounts to export with virtiofs */
         size_t n_shares;
+        struct moat_vm_net net;
 };
 
 /* Errors name the config.json field that cannot go into a VM. */

@@ -16,7 +16,7 @@
 #include "core/cleanup.h"
 #include "core/util.h"
 
-#define FORMAT_TAG "moat-initramfs-v1"   /* bump when the layout below changes */
+#define FORMAT_TAG "moat-initramfs-v2"   /* bump when the layout below changes */
 #define MAX_INPUT_SIZE (64u << 20)      /* an init or a module bigger than this is a mistake */
 
 struct input {
@@ -152,62 +152,77 @@ out:
         return r;
 }
 
-int moat_vm_initramfs(const char *cache_dir, const char *init_path, const struct moat_vm_kernel *k,
-                      char **out_path, struct moat_error **err)
+/* Each module of list as modules/<basename>, and order_name listing them in load order. */
+static int add_modules(struct input *in, size_t *n, char *const *list, const char *order_name,
+                       struct moat_error **err)
 {
-        _cleanup_free_ char *path = NULL, *tmp = NULL, *order = NULL;
-        _cleanup_close_ int fd = -EBADF;
-        size_t nmod = k && k->modules ? strv_length(k->modules) : 0, n = 0, order_len = 0;
-        struct input *in = NULL;
-        char hex[65];
-        struct stat st;
-        FILE *of;
-        int r;
+        _cleanup_free_ char *order = NULL;
+        size_t order_len = 0;
+        FILE *of = open_memstream(&order, &order_len);
+        int r = 0;
 
-        *out_path = NULL;
-        /* init, the modules, /modules/order */
-        in = calloc(nmod + 2, sizeof(*in));
-        if (!in)
+        if (!of)
                 return -ENOMEM;
-        r = load_file(init_path, &in[n++], "init", 0755, err);
-        if (r < 0)
-                goto out;
-        of = open_memstream(&order, &order_len);
-        if (!of) {
-                r = -ENOMEM;
-                goto out;
-        }
-        for (size_t i = 0; i < nmod && r >= 0; i++) {
-                const char *base = strrchr(k->modules[i], '/');
+        for (size_t i = 0; list && list[i] && r >= 0; i++) {
+                const char *base = strrchr(list[i], '/');
                 _cleanup_free_ char *name = NULL;
 
-                base = base ? base + 1 : k->modules[i];
-                if (!*base || STREQ(base, "order") || asprintf(&name, "modules/%s", base) < 0) {
-                        r = !*base || STREQ(base, "order") ? moat_error_input(err, -EINVAL, "bad module path '%s'",
-                                                                               k->modules[i]) : -ENOMEM;
+                base = base ? base + 1 : list[i];
+                if (!*base || STREQ(base, "order") || STREQ(base, "net")) {
+                        r = moat_error_input(err, -EINVAL, "bad module path '%s'", list[i]);
                         break;
                 }
-                for (size_t j = 1; j < n; j++)
+                if (asprintf(&name, "modules/%s", base) < 0) {
+                        r = -ENOMEM;
+                        break;
+                }
+                for (size_t j = 1; j < *n; j++)
                         if (STREQ(in[j].name, name))
-                                r = moat_error_input(err, -EEXIST, "two modules named '%s' ('%s')", base,
-                                                     k->modules[i]);
+                                r = moat_error_input(err, -EEXIST, "two modules named '%s' ('%s')", base, list[i]);
                 if (r >= 0)
-                        r = load_file(k->modules[i], &in[n++], name, 0644, err);
+                        r = load_file(list[i], &in[(*n)++], name, 0644, err);
                 if (r >= 0)
                         fprintf(of, "/%s\n", name);
         }
         if (fclose(of) != 0 && r >= 0)
                 r = -ENOMEM;
         if (r < 0)
+                return r;
+        in[*n].name = strdup(order_name);
+        if (!in[*n].name)
+                return -ENOMEM;
+        in[*n].data = TAKE_PTR(order);
+        in[*n].len = order_len;
+        in[(*n)++].mode = 0644;
+        return 0;
+}
+
+int moat_vm_initramfs(const char *cache_dir, const char *init_path, const struct moat_vm_kernel *k,
+                      char **out_path, struct moat_error **err)
+{
+        _cleanup_free_ char *path = NULL, *tmp = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        size_t nmod = (k && k->modules ? strv_length(k->modules) : 0) + (k && k->net_modules ? strv_length(k->net_modules) : 0),
+               n = 0;
+        struct input *in = NULL;
+        char hex[65];
+        struct stat st;
+        int r;
+
+        *out_path = NULL;
+        /* init, the modules, /modules/order, the network's modules, /modules/net */
+        in = calloc(nmod + 3, sizeof(*in));
+        if (!in)
+                return -ENOMEM;
+        r = load_file(init_path, &in[n++], "init", 0755, err);
+        if (r < 0)
                 goto out;
-        in[n].name = strdup("modules/order");
-        if (!in[n].name) {
-                r = -ENOMEM;
+        r = add_modules(in, &n, k ? k->modules : NULL, "modules/order", err);
+        if (r < 0)
                 goto out;
-        }
-        in[n].data = TAKE_PTR(order);
-        in[n].len = order_len;
-        in[n++].mode = 0644;
+        r = add_modules(in, &n, k ? k->net_modules : NULL, "modules/net", err);
+        if (r < 0)
+                goto out;
 
         r = hash_inputs(in, n, hex);
         if (r < 0)
@@ -249,6 +264,6 @@ int moat_vm_initramfs(const char *cache_dir, const char *init_path, const struct
         *out_path = TAKE_PTR(path);
         r = 0;
 out:
-        inputs_free(in, nmod + 2);     /* calloc'd: unused entries are empty */
+        inputs_free(in, nmod + 3);     /* calloc'd: unused entries are empty */
         return r;
 }

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -23,6 +24,7 @@ void moat_vm_kernel_free(struct moat_vm_kernel *k)
         free(k->version);
         free(k->vmlinux);
         strv_free(k->modules);
+        strv_free(k->net_modules);
         free(k);
 }
 
@@ -44,22 +46,24 @@ static int check_elf(const char *path, struct moat_error **err)
         return 0;
 }
 
-static int read_modules(struct moat_vm_kernel *k, struct moat_error **err)
+/* <dir>/<name> into *out; a missing optional list is an empty one. */
+static int read_modules(struct moat_vm_kernel *k, const char *name, bool optional, char ***out,
+                        struct moat_error **err)
 {
         _cleanup_free_ char *list = NULL, *path = NULL;
         size_t len = 0;
         int r;
 
-        if (asprintf(&path, "%s/moat-modules", k->dir) < 0)
+        *out = calloc(1, sizeof(char *));
+        if (!*out || asprintf(&path, "%s/%s", k->dir, name) < 0)
                 return -ENOMEM;
         r = read_file_at(AT_FDCWD, path, &list, &len);
+        if (r == -ENOENT && optional)
+                return 0;
         if (r < 0)
                 return moat_error_set(err, r, "cannot read the module list '%s' " HOWTO, path);
         if (len > MAX_MODULES_FILE)
                 return moat_error_input(err, -EFBIG, "module list '%s' is too big", path);
-        k->modules = calloc(1, sizeof(char *));
-        if (!k->modules)
-                return -ENOMEM;
         for (char *save = NULL, *line = strtok_r(list, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
                 _cleanup_free_ char *abs = NULL;
                 struct stat st;
@@ -76,7 +80,7 @@ static int read_modules(struct moat_vm_kernel *k, struct moat_error **err)
                         return moat_error_set(err, errno, "module list '%s': cannot find '%s' " HOWTO, path, abs);
                 if (!S_ISREG(st.st_mode))
                         return moat_error_input(err, -EINVAL, "module list '%s': '%s' is not a file", path, abs);
-                if (strv_push(&k->modules, abs) < 0)
+                if (strv_push(out, abs) < 0)
                         return -ENOMEM;
         }
         return 0;
@@ -112,7 +116,10 @@ int moat_vm_kernel_find(const char *dir, struct moat_vm_kernel **out, struct moa
         r = check_elf(k->vmlinux, err);
         if (r < 0)
                 return r;
-        r = read_modules(k, err);
+        r = read_modules(k, "moat-modules", false, &k->modules, err);
+        if (r < 0)
+                return r;
+        r = read_modules(k, "moat-modules-net", true, &k->net_modules, err);
         if (r < 0)
                 return r;
         *out = TAKE_PTR(k);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The guest kernel of the vm tier: a directory made by scripts/vm-kernel.sh
  * (<dir>/vmlinux, the uncompressed ELF booted through PVH; <dir>/moat-modules, the
- * module files the guest loads, relative to <dir>, in load order). */
+ * module files the guest loads, relative to <dir>, in load order; <dir>/moat-modules-net,
+ * the same for a guest with a network, optional). */
 #pragma once
 
 #include "core/error.h"
@@ -13,6 +14,7 @@ struct moat_vm_kernel {
         char *version;  /* the basename of dir, e.g. "6.12.117+deb12-cloud-amd64" */
         char *vmlinux;  /* absolute */
         char **modules; /* absolute paths, load order; NULL-terminated (may be empty) */
+        char **net_modules; /* the same for the network; empty when the kernel dir has no list */
 };
 
 /* dir NULL: $MOAT_VM_KERNEL if set, else MOAT_VM_KERNEL_DEFAULT.  Checks that vmlinux is an

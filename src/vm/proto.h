@@ -27,6 +27,9 @@
  *   MOUNT (u8 kind, then three u16-length-prefixed strings: source, target, options):
  *     kind VIRTIOFS: source = the virtiofs tag; TMPFS: source ignored; PROC, SYSFS, DEVPTS,
  *     MQUEUE, CGROUP: the usual, inside the guest.
+ *   NET (4 bytes IPv4 address, u8 prefix length 1..30, 4 bytes gateway; addresses in network
+ *     byte order): the guest loads /modules/net, then gives eth0 (the one virtio-net device)
+ *     the address, sets it and lo up, and routes everything via the gateway.
  * Disks (virtio-blk, in this order): vda the root (ext4, read-only), vdb the writable layer
  * (ext4): the guest mounts overlay(lower=vda, upper+work on vdb) as the root.
  *
@@ -34,7 +37,7 @@
  * - STARTED is sent once execve succeeded; when the process cannot start there is no STARTED,
  *   only ERROR then EXIT (127 command not found, 126 not executable, 1 anything else).
  * - Every integer is little endian, SECCOMP too: each instruction is u16 code, u8 jt, u8 jf,
- *   u32 k (8 bytes), at most 4096 of them.  USER is 8 bytes, RLIMIT 20, CAPS 40, ROOT 1,
+ *   u32 k (8 bytes), at most 4096 of them.  USER is 8 bytes, RLIMIT 20, CAPS 40, ROOT 1, NET 9,
  *   UMASK <= 0777; any other size is a bad CONFIG.  No ROOT TLV = read-write.
  * - Strings: at most 65536 bytes, no NUL inside.  Unknown tags are skipped; unknown frame
  *   types from the host (and a second CONFIG) are ignored.
@@ -95,6 +98,7 @@ enum moat_vm_tag {
         MOAT_VM_T_SECCOMP = 12,
         MOAT_VM_T_ROOT = 13,
         MOAT_VM_T_MOUNT = 14,
+        MOAT_VM_T_NET = 15,
 };
 
 enum moat_vm_mount_kind {

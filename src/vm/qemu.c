@@ -339,6 +339,11 @@ int moat_vm_qemu_argv(const struct moat_vm_qemu_opts *o, char ***argv, struct mo
                 return -ENOMEM;
         if (o->rw_disk && push_disk(&v, "vdb", o->rw_disk, false) < 0)
                 return -ENOMEM;
+        if (o->net && (push(&v, "-netdev") < 0 || pushf(&v, "tap,id=net0,fd=%d", MOAT_VM_QEMU_TAP_FD) < 0 ||
+                       push(&v, "-device") < 0 ||
+                       pushf(&v, "virtio-net-pci,netdev=net0,id=net0-dev,mac=%02x:%02x:%02x:%02x:%02x:%02x", o->mac[0],
+                             o->mac[1], o->mac[2], o->mac[3], o->mac[4], o->mac[5]) < 0))
+                return -ENOMEM;
         *argv = TAKE_PTR(v);
         return 0;
 }
@@ -397,7 +402,8 @@ static int confine(void)
         return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
 }
 
-__attribute__((noreturn)) static void child_exec(const char *exe, char **argv, int nullfd, int logfd, int errfd)
+__attribute__((noreturn)) static void child_exec(const char *exe, char **argv, int nullfd, int logfd, int errfd,
+                                                 int tapfd)
 {
         int e;
 
@@ -409,12 +415,16 @@ __attribute__((noreturn)) static void child_exec(const char *exe, char **argv, i
         if (logfd >= 0)
                 logfd = fcntl(logfd, F_DUPFD_CLOEXEC, 10);
         errfd = fcntl(errfd, F_DUPFD_CLOEXEC, 10);
-        if (nullfd < 0 || errfd < 0 || logfd < -1)
+        if (tapfd >= 0)
+                tapfd = fcntl(tapfd, F_DUPFD_CLOEXEC, 10);
+        if (nullfd < 0 || errfd < 0 || logfd < -1 || tapfd < -1)
                 goto fail;
         if (dup2(nullfd, 0) < 0 || dup2(nullfd, 1) < 0 || (logfd >= 0 && dup2(logfd, 2) < 0) ||
-            dup3(errfd, 3, O_CLOEXEC) < 0)
+            dup3(errfd, 3, O_CLOEXEC) < 0 || (tapfd >= 0 && dup2(tapfd, MOAT_VM_QEMU_TAP_FD) < 0))
                 goto fail;
-        if (close_fds_from(4, NULL, 0) < 0)
+        if (tapfd < 0)
+                close(MOAT_VM_QEMU_TAP_FD);
+        if (close_fds_from(MOAT_VM_QEMU_TAP_FD + 1, NULL, 0) < 0)
                 goto fail;
         errfd = 3;
         moat_signals_reset();
@@ -463,7 +473,7 @@ int moat_vm_qemu_spawn(const struct moat_vm_qemu_opts *o, pid_t *pid_out, int *p
                 return r;
         }
         if (pid == 0)
-                child_exec(exe, argv, nullfd, logfd, pipefd[1]);
+                child_exec(exe, argv, nullfd, logfd, pipefd[1], o->net ? o->tap_fd : -1);
         close(pipefd[1]);
         do
                 n = read(pipefd[0], &child_errno, sizeof(child_errno));

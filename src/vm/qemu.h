@@ -47,7 +47,11 @@ struct moat_vm_qemu_opts {
         const char *root_disk;          /* vda, read-only; may be NULL (no disk) */
         const char *rw_disk;            /* vdb, may be NULL */
         const char *console_log;        /* the guest console (hvc0) to this file; NULL: discarded */
+        bool net;                       /* a virtio-net device on the TAP tap_fd with Ethernet address mac */
+        int tap_fd;                     /* QEMU gets it as fd MOAT_VM_QEMU_TAP_FD */
+        unsigned char mac[6];
 };
+#define MOAT_VM_QEMU_TAP_FD 4
 
 /* A NULL-terminated argv (strv_free it).  -EINVAL for missing kernel/ctl_socket. */
 int moat_vm_qemu_argv(const struct moat_vm_qemu_opts *o, char ***argv, struct moat_error **err);

@@ -149,6 +149,9 @@ int moat_vm_create(const struct moat_runtime *rt, const struct moat_create_opts 
                 close(p[0]);
                 close(dirfd); /* its lock is `create`'s: state, start and kill must get it */
                 close(rootfd);
+                /* nothing of the caller's (a supervisor's sockets, pipes someone waits on) */
+                int keep = p[1];
+                (void)close_fds_from(3, &keep, 1);
                 (void)setsid();
                 monitor_main(o->id, bundle, state_dir, p[1]);
         }

@@ -23,6 +23,7 @@
 #include "core/cleanup.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "net/tap.h"
 #include "vm/config.h"
 #include "vm/disk.h"
 #include "vm/initramfs.h"
@@ -38,7 +39,7 @@ struct vm {
         struct moat_vm_kernel *kernel;
         char *initrd, *root_disk, *rw_disk, *sock_path, *console;
         struct moat_vm_config cfg;
-        int lfd, cfd, pidfd, sigfd;
+        int lfd, cfd, pidfd, sigfd, tapfd;
         pid_t qemu;
         struct moat_vm_reader rd;
         bool hello, started, exited, stdin_open;
@@ -137,6 +138,14 @@ static int prepare(struct vm *v, struct moat_error **err)
         r = moat_vm_config_build(o->spec, &v->cfg, err);
         if (r < 0)
                 return r;
+        if (v->cfg.net.present) {
+                if (!v->kernel->net_modules || !v->kernel->net_modules[0])
+                        return moat_error_input(err, -ENOENT, "the guest kernel in '%s' lists no network modules "
+                                                "(moat-modules-net): run scripts/vm-kernel.sh again", v->kernel->dir);
+                r = moat_net_tap_attach(NULL, v->cfg.net.env, v->cfg.net.addr, &v->tapfd, NULL, err);
+                if (r < 0)
+                        return r;
+        }
         if (v->cfg.n_shares > 0)
                 moat_debug("bind mounts are not shared into VMs yet (virtiofs): %zu left out (first: '%s')",
                            v->cfg.n_shares, v->cfg.shares[0].target);
@@ -174,8 +183,14 @@ static int start_qemu(struct vm *v, struct moat_error **err)
                 .root_disk = v->root_disk,
                 .rw_disk = v->rw_disk,
                 .console_log = v->console,
+                .net = v->cfg.net.present,
+                .tap_fd = v->tapfd,
         };
-        return moat_vm_qemu_spawn(&q, &v->qemu, &v->pidfd, err);
+        if (q.net)
+                moat_net_addr_mac(v->cfg.net.addr, q.mac);
+        r = moat_vm_qemu_spawn(&q, &v->qemu, &v->pidfd, err);
+        closep(&v->tapfd); /* QEMU has it: the TAP goes when QEMU does */
+        return r;
 }
 
 /* ---------------------------------------------------------------- the channel */
@@ -358,7 +373,7 @@ static void stop_qemu(struct vm *v)
 
 int moat_vm_run(const struct moat_vm_run_opts *o, int *status, struct moat_error **err)
 {
-        struct vm v = { .o = o, .lfd = -EBADF, .cfd = -EBADF, .pidfd = -EBADF, .sigfd = -EBADF, .stdin_open = o->in >= 0 };
+        struct vm v = { .o = o, .lfd = -EBADF, .cfd = -EBADF, .pidfd = -EBADF, .sigfd = -EBADF, .tapfd = -EBADF, .stdin_open = o->in >= 0 };
         moat_vm_reader_init(&v.rd, MOAT_VM_MAX_FRAME);
         sigset_t mask, old;
         sigemptyset(&mask);
@@ -386,6 +401,7 @@ int moat_vm_run(const struct moat_vm_run_opts *o, int *status, struct moat_error
         closep(&v.cfd);
         closep(&v.lfd);
         closep(&v.sigfd);
+        closep(&v.tapfd);
         sigprocmask(SIG_SETMASK, &old, NULL);
         if (v.sock_path)
                 unlink(v.sock_path);

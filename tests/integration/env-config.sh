@@ -66,8 +66,8 @@ out=$("$MOAT_BIN" config -f "$TEST_TMP/cycle.yaml" 2>&1)
 is "$?" "1" "a cycle exits 1"
 like "$out" "cycle: a -> b -> a" "the cycle is named"
 printf 'services:\n  a:\n    image: x\n    x-moat:\n      isolation: vm\n' >"$TEST_TMP/vm.yaml"
-out=$("$MOAT_BIN" config -f "$TEST_TMP/vm.yaml" 2>&1)
-like "$out" "not available yet: comes with the vm tier" "isolation: vm is a clear error"
+out=$("$MOAT_BIN" config -f "$TEST_TMP/vm.yaml" --format json 2>&1)
+is "$(jq -r '.services.a.isolation' <<<"$out" 2>&1)" vm "isolation: vm is taken (the vm tier)"
 out=$("$MOAT_BIN" config -f "$TEST_TMP/nonexistent.yaml" 2>&1)
 is "$?" "1" "a missing file exits 1"
 like "$out" "cannot open '.*nonexistent.yaml'" "and names it"

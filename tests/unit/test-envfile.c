@@ -323,9 +323,9 @@ static void test_xmoat(void)
                 ok(a->egress[3].is_cidr && !a->egress[3].port, "v6 CIDR");
                 is_int(a->on_violation, MOAT_VIOLATION_KILL, "on-violation: kill");
         }
+        _cleanup_envfile_ struct moat_envfile *v = parse("services:\n  a:\n    image: x\n    x-moat:\n      isolation: vm\n");
+        ok(v && v->services[0].isolation == MOAT_ISOLATION_VM, "isolation: vm");
         static const struct { const char *yaml, *want; } bad[] = {
-                { "    x-moat:\n      isolation: vm\n",
-                  "compose.yaml:5: service 'api': 'x-moat.isolation': 'vm' is not available yet: comes with the vm tier" },
                 { "    x-moat:\n      isolation: jail\n", "'x-moat.isolation': 'jail' is not an isolation" },
                 { "    x-moat:\n      allow: [\"db:http\"]\n", "'x-moat.allow': 'db:http': 'http' is not a port" },
                 { "    x-moat:\n      allow: [\"/db\"]\n", "'x-moat.allow': '/db' is not SERVICE[:PORT]" },

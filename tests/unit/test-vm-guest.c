@@ -298,6 +298,37 @@ static void test_garbage(void)
         contains(s.error, "TLV", "truncated TLV: ERROR (%s)", s.error);
         is_int(finish(&s), 1, "the init exits 1");
 
+        /* NET of the wrong size, or with a prefix out of range: refused, named */
+        static const struct {
+                uint8_t v[10];
+                size_t len;
+        } nets[] = { { { 10, 0, 0, 2, 24, 10, 0, 0 }, 8 }, { { 10, 0, 0, 2, 31, 10, 0, 0, 1 }, 9 },
+                     { { 10, 0, 0, 2, 0, 10, 0, 0, 1 }, 9 }, { { 10, 0, 0, 2, 24, 10, 0, 0, 1, 0 }, 10 } };
+        for (size_t i = 0; i < sizeof nets / sizeof nets[0]; i++) {
+                struct moat_vm_tlv_writer w = { 0 };
+                moat_vm_tlv_put_str(&w, MOAT_VM_T_ARG, "/bin/true");
+                moat_vm_tlv_put(&w, MOAT_VM_T_NET, nets[i].v, nets[i].len);
+                start(&s);
+                moat_vm_send(s.fd, MOAT_VM_CONFIG, w.buf, w.len);
+                moat_vm_tlv_free(&w);
+                pump(&s, NULL, 10);
+                contains(s.error, "bad NET", "NET case %zu (%zu bytes): ERROR names it", i, nets[i].len);
+                is_int(finish(&s), 1, "... and the init exits 1");
+        }
+        {
+                /* a good NET parses (test mode configures no network: the process just runs) */
+                struct moat_vm_tlv_writer w = { 0 };
+                const uint8_t v[9] = { 10, 0, 0, 2, 24, 10, 0, 0, 1 };
+                moat_vm_tlv_put_str(&w, MOAT_VM_T_ARG, "/bin/true");
+                moat_vm_tlv_put(&w, MOAT_VM_T_NET, v, sizeof v);
+                start(&s);
+                moat_vm_send(s.fd, MOAT_VM_CONFIG, w.buf, w.len);
+                moat_vm_tlv_free(&w);
+                pump(&s, NULL, 10);
+                is_str(s.error, "", "a good NET is taken");
+                is_int(finish(&s), 0, "... and the process runs");
+        }
+
         /* garbage while the process runs: it is killed, the init ends without crashing */
         start(&s);
         send_config(&s, (const char *const[]){ "sleep", "100", NULL }, path_env, NULL);

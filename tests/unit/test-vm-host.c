@@ -213,7 +213,19 @@ static void test_argv(void)
         ok(!strstr(s, "tsc_early_khz") && !strstr(s, "mitigations=off"), "no tsc_early_khz/mitigations=off on KVM");
         contains(s, "null,id=con", "console discarded without a log");
         ok(!strstr(s, "vdb"), "no vdb without rw_disk");
+        ok(!strstr(s, "-netdev"), "no network device without net");
         strv_free(TAKE_PTR(v));
+        free(TAKE_PTR(s));
+
+        o.net = true;
+        o.tap_fd = 17;
+        memcpy(o.mac, (unsigned char[6]){ 0x02, 0x6d, 10, 0, 0, 0xfe }, 6);
+        is_int(moat_vm_qemu_argv(&o, &v, &err), 0, "argv with a network");
+        s = join(v);
+        contains(s, "-netdev tap,id=net0,fd=4 ", "the TAP as QEMU's fd 4 (wherever it is here)");
+        contains(s, "-device virtio-net-pci,netdev=net0,id=net0-dev,mac=02:6d:0a:00:00:fe", "virtio-net with the MAC");
+        strv_free(TAKE_PTR(v));
+        o.net = false;
 
         o.kernel = NULL;
         is_int(moat_vm_qemu_argv(&o, &v, &err), -EINVAL, "no kernel: -EINVAL");
@@ -246,7 +258,22 @@ static void test_kernel(void)
                 is_int(strv_length(k->modules), 2, "two modules");
                 contains(k->modules[0], "/kernels/6.1-test/lib/modules/x/kernel/b.ko", "load order kept");
                 ok(k->modules[0][0] == '/', "absolute module paths");
+                is_int(strv_length(k->net_modules), 0, "no moat-modules-net: no network modules (optional)");
                 moat_vm_kernel_free(TAKE_PTR(k));
+        }
+        put("kernels/6.1-test/moat-modules-net", "lib/modules/x/kernel/a.ko.xz\n");
+        is_int(moat_vm_kernel_find(dir, &k, &err), 0, "with moat-modules-net");
+        if (k) {
+                is_int(strv_length(k->net_modules), 1, "one network module");
+                contains(k->net_modules[0], "/kernels/6.1-test/lib/modules/x/kernel/a.ko.xz", "... its absolute path");
+                moat_vm_kernel_free(TAKE_PTR(k));
+        }
+        put("kernels/6.1-test/moat-modules-net", "lib/modules/x/kernel/nope.ko\n");
+        ok(moat_vm_kernel_find(dir, &k, &err) < 0 && !k, "a missing network module is an error");
+        moat_error_freep(&err);
+        {
+                _cleanup_free_ char *net = tpath("kernels/6.1-test/moat-modules-net");
+                unlink(net);
         }
         if (saved)
                 setenv("MOAT_VM_KERNEL", saved, 1);
@@ -273,8 +300,8 @@ static void test_kernel(void)
 }
 
 struct entry_seen {
-        int init, console, order, dirs, modules;
-        char order_text[256];
+        int init, console, order, net, dirs, modules;
+        char order_text[256], net_text[256];
 };
 
 static int list_cpio(const char *path, struct entry_seen *s)
@@ -304,6 +331,11 @@ static int list_cpio(const char *path, struct entry_seen *s)
                         if (got >= 0)
                                 s->order_text[got] = 0;
                         s->order++;
+                } else if (STREQ(name, "modules/net") && type == AE_IFREG) {
+                        la_ssize_t got = archive_read_data(a, s->net_text, sizeof(s->net_text) - 1);
+                        if (got >= 0)
+                                s->net_text[got] = 0;
+                        s->net++;
                 } else if (strncmp(name, "modules/", 8) == 0 && type == AE_IFREG)
                         s->modules++;
                 else if (type == AE_IFDIR &&
@@ -327,6 +359,8 @@ static void test_initramfs(void)
         struct stat st1, st2;
 
         put("kernels/6.1-test/moat-modules", "lib/modules/x/kernel/b.ko\nlib/modules/x/kernel/a.ko.xz\n");
+        put("kernels/6.1-test/lib/modules/x/kernel/n.ko.xz", "N");
+        put("kernels/6.1-test/moat-modules-net", "lib/modules/x/kernel/n.ko.xz\n");
         put("init-bin", "INIT");
         if (moat_vm_kernel_find(dir, &k, &err) < 0) {
                 ok(false, "fake kernel: %s", err ? err->msg : "?");
@@ -335,12 +369,14 @@ static void test_initramfs(void)
         is_int(moat_vm_initramfs(cache, init, k, &p1, &err), 0, "initramfs built");
         printf("# %s\n", p1 ? p1 : (err ? err->msg : "?"));
         contains(p1, "/cache/initramfs-", "in the cache dir");
-        is_int(list_cpio(p1, &s), 7 + 1 + 1 + 2 + 1, "12 entries");
+        is_int(list_cpio(p1, &s), 7 + 1 + 1 + 3 + 2, "14 entries");
         is_int(s.init, 1, "/init, 0755, its content");
         is_int(s.console, 1, "/dev/console 5:1");
         is_int(s.dirs, 7, "the directories");
-        is_int(s.modules, 2, "two modules");
+        is_int(s.modules, 3, "three modules (one for the network)");
         is_str(s.order_text, "/modules/b.ko\n/modules/a.ko.xz\n", "modules/order in load order");
+        is_int(s.net, 1, "modules/net");
+        is_str(s.net_text, "/modules/n.ko.xz\n", "... lists the network's module");
         stat(p1, &st1);
         is_int(moat_vm_initramfs(cache, init, k, &p2, &err), 0, "second call");
         is_str(p2, p1, "cache hit: same path");
@@ -350,6 +386,10 @@ static void test_initramfs(void)
         is_int(moat_vm_initramfs(cache, init, k, &p3, &err), 0, "changed init");
         ok(p3 && p1 && !STREQ(p1, p3), "a changed input gives a new file");
         moat_vm_kernel_free(k);
+        {
+                _cleanup_free_ char *net = tpath("kernels/6.1-test/moat-modules-net");
+                unlink(net);
+        }
 
         {
                 _cleanup_free_ char *missing = tpath("no-init"), *p4 = NULL;
@@ -408,6 +448,28 @@ static void test_spawn(void)
                 ok(false, "the fake qemu ran");
         ok(read_file_at(AT_FDCWD, log, &logtext, &len) >= 0 && strstr(logtext, "qemu-stderr"),
            "stderr goes to the console log");
+
+        {
+                /* with a network: the TAP's fd (a file standing in) reaches QEMU as fd 4, nothing else */
+                _cleanup_free_ char *tap = tpath("tap-standin"), *text2 = NULL;
+                _cleanup_close_ int tapfd = open(tap, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+                ok(tapfd >= 0, "a file standing in for the TAP");
+                o.net = true;
+                o.tap_fd = tapfd;
+                pid = 0;
+                is_int(moat_vm_qemu_spawn(&o, &pid, &pidfd, &err), 0, "spawn with a TAP fd");
+                if (pid > 0)
+                        waitpid(pid, &status, 0);
+                if (pidfd >= 0)
+                        close(pidfd);
+                if (read_file_at(AT_FDCWD, fds, &text2, &len) >= 0) {
+                        contains(text2, " 4 -> /", "the TAP is fd 4 in QEMU");
+                        contains(text2, "tap-standin", "... that very file");
+                        ok(!strstr(text2, " 5 -> "), "nothing past fd 4");
+                } else
+                        ok(false, "the fake qemu ran with a TAP");
+                o.net = false;
+        }
 
         o.qemu = "/nonexistent/qemu";
         pid = 0;
