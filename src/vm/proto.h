@@ -26,7 +26,10 @@
  *   ROOT (u8 readonly): the root is the lower disk + the writable disk (below),
  *   MOUNT (u8 kind, then three u16-length-prefixed strings: source, target, options):
  *     kind VIRTIOFS: source = the virtiofs tag; TMPFS: source ignored; PROC, SYSFS, DEVPTS,
- *     MQUEUE, CGROUP: the usual, inside the guest.
+ *     MQUEUE, CGROUP: the usual, inside the guest; SHARE (bind mounts): source = a name
+ *     ([A-Za-z0-9_-], 1..64) in the one virtiofs filesystem tagged MOAT_VM_SHARES_TAG, a directory
+ *     or a file there that the guest bind-mounts onto target (options: ro nosuid nodev noexec);
+ *     the guest mounts that filesystem outside the new root and detaches it once bound.
  * Disks (virtio-blk, in this order): vda the root (ext4, read-only), vdb the writable layer
  * (ext4): the guest mounts overlay(lower=vda, upper+work on vdb) as the root.
  *
@@ -63,6 +66,7 @@
 #define MOAT_VM_PROTO_VERSION 1
 #define MOAT_VM_MAX_FRAME (1u << 20)      /* a frame, type included */
 #define MOAT_VM_MAX_DATA (64u << 10)      /* STDOUT/STDERR/STDIN chunks we send */
+#define MOAT_VM_SHARES_TAG "moat-shares"  /* the virtiofs tag of MOUNT kind SHARE */
 #define MOAT_VM_MAX_ARGS 4096             /* ARG, ENV, GROUP, RLIMIT, MOUNT each at most */
 
 enum moat_vm_msg {
@@ -105,6 +109,7 @@ enum moat_vm_mount_kind {
         MOAT_VM_M_DEVPTS = 5,
         MOAT_VM_M_MQUEUE = 6,
         MOAT_VM_M_CGROUP = 7,
+        MOAT_VM_M_SHARE = 8,    /* a bind mount through virtiofs (vm/virtiofs.h) */
 };
 
 /* ---- frames over an fd (blocking or not: see each) ---- */

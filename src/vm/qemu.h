@@ -6,7 +6,9 @@
  * 2.5 s under TCG), PVH boot of the uncompressed vmlinux.  One virtio-serial-pci device carries
  * the console (hvc0 -> console_log) and the control port (MOAT_VM_PORT_NAME -> ctl_socket,
  * QEMU connects to it as a client: the caller must be listening before the spawn).
- * Disks: vda = root_disk (read-only), vdb = rw_disk (if any), both virtio-blk-pci, raw. */
+ * Disks: vda = root_disk (read-only), vdb = rw_disk (if any), both virtio-blk-pci, raw.
+ * Shares: with fs_socket, -object memory-backend-memfd,id=mem,share=on (microvm's
+ * memory-backend=mem) and -device vhost-user-fs-pci on that socket (virtiofsd serves it). */
 #pragma once
 
 #include <stdbool.h>
@@ -47,6 +49,9 @@ struct moat_vm_qemu_opts {
         const char *root_disk;          /* vda, read-only; may be NULL (no disk) */
         const char *rw_disk;            /* vdb, may be NULL */
         const char *console_log;        /* the guest console (hvc0) to this file; NULL: discarded */
+        /* Shares (vm/virtiofs.h): a vhost-user-fs-pci device on this socket with this tag; the
+         * guest memory is then a shared memfd (vhost-user needs it).  NULL: none, no cost. */
+        const char *fs_socket, *fs_tag;
 };
 
 /* A NULL-terminated argv (strv_free it).  -EINVAL for missing kernel/ctl_socket. */
