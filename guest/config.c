@@ -65,7 +65,7 @@ static int parse_mount(struct vm_config *c, const uint8_t *v, size_t len)
         int r;
         if ((r = take_str16(&p, end, &m.source)) < 0 || (r = take_str16(&p, end, &m.target)) < 0 ||
             (r = take_str16(&p, end, &m.options)) < 0 || p != end || m.kind < MOAT_VM_M_VIRTIOFS ||
-            m.kind > MOAT_VM_M_CGROUP) {
+            m.kind > MOAT_VM_M_SHARE) {
                 free(m.source);
                 free(m.target);
                 free(m.options);

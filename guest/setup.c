@@ -219,12 +219,92 @@ static void populate_dev(const char *dev)
         umask(old);
 }
 
+/* Shares (MOUNT kind SHARE): the host's virtiofsd serves one filesystem holding every bind
+ * mount's source under a name; it is mounted here, outside the new root, each name is bound
+ * onto its target, and then it is detached (vm_setup_root): the process sees only its binds. */
+#define SHARES_DIR "/.moat-shares"
+static bool shares_mounted;
+
+static bool share_name_ok(const char *n)
+{
+        size_t l = strlen(n);
+        if (l < 1 || l > 64)
+                return false;
+        for (const char *c = n; *c; c++)
+                if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+                      *c == '-' || *c == '_'))
+                        return false;
+        return true;
+}
+
+static int do_share(const struct vm_mount *m, const char *target, unsigned long flags, char *why, size_t whylen)
+{
+        char src[128], parent[4200];
+        struct stat st;
+
+        if (!share_name_ok(m->source)) {
+                snprintf(why, whylen, "bad share name for '%s'", m->target);
+                return -EINVAL;
+        }
+        if (!shares_mounted) {
+                (void)mkdir(SHARES_DIR, 0700);
+                if (mount(MOAT_VM_SHARES_TAG, SHARES_DIR, "virtiofs", MS_NOSUID | MS_NODEV, NULL) < 0) {
+                        int e = errno;
+                        snprintf(why, whylen, "cannot mount the shared filesystem (virtiofs '%s'): %s",
+                                 MOAT_VM_SHARES_TAG, strerror(e));
+                        return -e;
+                }
+                shares_mounted = true;
+        }
+        snprintf(src, sizeof src, SHARES_DIR "/%s", m->source);
+        if (stat(src, &st) < 0) {
+                int e = errno;
+                snprintf(why, whylen, "the share for '%s' is not there: %s", m->target, strerror(e));
+                return -e;
+        }
+        int r;
+        if (S_ISDIR(st.st_mode)) {
+                r = mkdir_p(target, 0755);
+        } else {
+                /* a file: its mount point is a file (made empty when missing) */
+                snprintf(parent, sizeof parent, "%s", target);
+                char *slash = strrchr(parent, '/');
+                if (slash)
+                        *slash = 0;
+                r = mkdir_p(parent, 0755);
+                if (r == 0) {
+                        int fd = open(target, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW, 0644);
+                        if (fd < 0 && errno != EEXIST && errno != EISDIR)
+                                r = -errno;
+                        if (fd >= 0)
+                                close(fd);
+                }
+        }
+        if (r < 0) {
+                snprintf(why, whylen, "cannot create the mount point '%s': %s", m->target, strerror(-r));
+                return r;
+        }
+        if (mount(src, target, NULL, MS_BIND, NULL) < 0) {
+                int e = errno;
+                snprintf(why, whylen, "cannot bind the share onto '%s': %s", m->target, strerror(e));
+                return -e;
+        }
+        if ((flags & (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)) &&
+            mount(NULL, target, NULL, MS_REMOUNT | MS_BIND | (flags & (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)),
+                  NULL) < 0) {
+                int e = errno;
+                snprintf(why, whylen, "cannot remount '%s' with its options: %s", m->target, strerror(e));
+                return -e;
+        }
+        return 0;
+}
+
 static int do_mount(const struct vm_mount *m, char *why, size_t whylen)
 {
         static const char *const fstype[] = {
                 [MOAT_VM_M_VIRTIOFS] = "virtiofs", [MOAT_VM_M_TMPFS] = "tmpfs", [MOAT_VM_M_PROC] = "proc",
                 [MOAT_VM_M_SYSFS] = "sysfs", [MOAT_VM_M_DEVPTS] = "devpts", [MOAT_VM_M_MQUEUE] = "mqueue",
-                [MOAT_VM_M_CGROUP] = "cgroup2",
+                [MOAT_VM_M_CGROUP] = "cgroup2", [MOAT_VM_M_SHARE] = "virtiofs",
         };
         char target[4200], data[4096];
         unsigned long flags = 0;
@@ -237,6 +317,8 @@ static int do_mount(const struct vm_mount *m, char *why, size_t whylen)
         if (m->kind == MOAT_VM_M_DEVPTS && !opts[0])
                 opts = "newinstance,ptmxmode=0666,mode=0620";
         parse_options(opts, &flags, data, sizeof data);
+        if (m->kind == MOAT_VM_M_SHARE)
+                return do_share(m, target, flags, why, whylen);
         int r = mkdir_p(target, 0755);
         if (r < 0) {
                 snprintf(why, whylen, "cannot create the mount point '%s': %s", m->target, strerror(-r));
@@ -305,6 +387,8 @@ int vm_setup_root(const struct vm_config *c, char *why, size_t whylen)
                 if (r < 0)
                         return r;
         }
+        if (shares_mounted) /* bound where they go: the raw tree goes */
+                (void)umount2(SHARES_DIR, MNT_DETACH);
         if (ro && mount(NULL, "/newroot", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0) {
                 snprintf(why, whylen, "cannot make the root read-only: %s", strerror(errno));
                 return -errno;

@@ -72,13 +72,31 @@ static int add_share(struct moat_vm_config *c, const struct moat_mount *m)
                 return -ENOMEM;
         c->shares = ns;
         struct moat_vm_share *sh = &c->shares[c->n_shares];
-        *sh = (struct moat_vm_share){ .read_only = (m->flags & MS_RDONLY) != 0 };
+        *sh = (struct moat_vm_share){ .read_only = (m->flags & MS_RDONLY) != 0 ||
+                                                   (m->attr_set & MOUNT_ATTR_RDONLY) != 0,
+                                      .recursive = (m->flags & MS_REC) != 0 };
         if (asprintf(&sh->tag, "moat%zu", c->n_shares) < 0)
                 return -ENOMEM;
         sh->source = strdup(m->source ? m->source : "");
         sh->target = strdup(m->destination);
         c->n_shares++;
         return sh->source && sh->target ? 0 : -ENOMEM;
+}
+
+static void put_share(struct moat_vm_tlv_writer *w, const struct moat_vm_share *sh, const struct moat_mount *m)
+{
+        char opts[64] = "";
+        size_t n = 0;
+        static const struct {
+                unsigned long flag;
+                const char *name;
+        } f[] = { { MS_NOSUID, "nosuid" }, { MS_NODEV, "nodev" }, { MS_NOEXEC, "noexec" } };
+        if (sh->read_only)
+                n += (size_t)snprintf(opts + n, sizeof opts - n, "ro");
+        for (size_t i = 0; i < ARRAY_SIZE(f); i++)
+                if (m->flags & f[i].flag)
+                        n += (size_t)snprintf(opts + n, sizeof opts - n, "%s%s", n ? "," : "", f[i].name);
+        put_mount(w, MOAT_VM_M_SHARE, sh->tag, sh->target, opts);
 }
 
 static int put_mounts(const struct moat_spec *s, struct moat_vm_tlv_writer *w, struct moat_vm_config *c,
@@ -88,11 +106,12 @@ static int put_mounts(const struct moat_spec *s, struct moat_vm_tlv_writer *w, s
                 const struct moat_mount *m = &s->mounts[i];
                 uint8_t kind;
                 if (m->bind) {
-                        /* recorded for the caller; not mounted in the guest until the VM exports
-                         * it (virtiofs is not there yet: vm.c says so) */
+                        /* exported by the VM's virtiofsd as "moat<N>" (vm/virtiofs.c); the guest
+                         * binds it onto the target, in this order among the other mounts */
                         int r = add_share(c, m);
                         if (r < 0)
                                 return r;
+                        put_share(w, &c->shares[c->n_shares - 1], m);
                         continue;
                 }
                 if (mount_kind(m, &kind) < 0) {

@@ -2,7 +2,8 @@
 /* The guest's CONFIG (vm/proto.h) from a parsed config.json: the process (args, env, cwd, user,
  * groups, umask, terminal, rlimits, capabilities, no_new_privs, seccomp as compiled BPF), the
  * hostname, the root, and the mounts the guest makes itself (proc, sysfs, devpts, tmpfs,
- * mqueue; a bind mount becomes a virtiofs share: its tag is "moat<N>", N its index here). */
+ * mqueue; a bind mount becomes a share: a MOUNT of kind SHARE whose source is "moat<N>", N its
+ * index here, the share's name in the one virtiofs filesystem the VM gets (vm/virtiofs.h)). */
 #pragma once
 
 #include <netinet/in.h>
@@ -14,10 +15,12 @@
 #include "oci/spec.h"
 
 struct moat_vm_share {
-        char *tag;          /* "moat0" ... */
-        char *source;       /* host directory */
+        char *tag;          /* "moat0" ...: its name in the shared filesystem */
+        char *source;       /* host directory or file (made absolute by moat_vm_shares_check) */
         char *target;       /* in the guest */
         bool read_only;
+        bool recursive;     /* rbind: the source's submounts too */
+        bool is_file;       /* set by moat_vm_shares_check: a file, not a directory */
 };
 
 /* The guest's network (from the annotations below): a TAP on an environment's bridge.

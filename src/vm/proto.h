@@ -26,7 +26,10 @@
  *   ROOT (u8 readonly): the root is the lower disk + the writable disk (below),
  *   MOUNT (u8 kind, then three u16-length-prefixed strings: source, target, options):
  *     kind VIRTIOFS: source = the virtiofs tag; TMPFS: source ignored; PROC, SYSFS, DEVPTS,
- *     MQUEUE, CGROUP: the usual, inside the guest.
+ *     MQUEUE, CGROUP: the usual, inside the guest; SHARE (bind mounts): source = a name
+ *     ([A-Za-z0-9_-], 1..64) in the one virtiofs filesystem tagged MOAT_VM_SHARES_TAG, a directory
+ *     or a file there that the guest bind-mounts onto target (options: ro nosuid nodev noexec);
+ *     the guest mounts that filesystem outside the new root and detaches it once bound.
  *   NET (4 bytes IPv4 address, u8 prefix length 1..30, 4 bytes gateway; addresses in network
  *     byte order): the guest loads /modules/net, then gives eth0 (the one virtio-net device)
  *     the address, sets it and lo up, and routes everything via the gateway.
@@ -66,6 +69,7 @@
 #define MOAT_VM_PROTO_VERSION 1
 #define MOAT_VM_MAX_FRAME (1u << 20)      /* a frame, type included */
 #define MOAT_VM_MAX_DATA (64u << 10)      /* STDOUT/STDERR/STDIN chunks we send */
+#define MOAT_VM_SHARES_TAG "moat-shares"  /* the virtiofs tag of MOUNT kind SHARE */
 #define MOAT_VM_MAX_ARGS 4096             /* ARG, ENV, GROUP, RLIMIT, MOUNT each at most */
 
 enum moat_vm_msg {
@@ -109,6 +113,7 @@ enum moat_vm_mount_kind {
         MOAT_VM_M_DEVPTS = 5,
         MOAT_VM_M_MQUEUE = 6,
         MOAT_VM_M_CGROUP = 7,
+        MOAT_VM_M_SHARE = 8,    /* a bind mount through virtiofs (vm/virtiofs.h) */
 };
 
 /* ---- frames over an fd (blocking or not: see each) ---- */

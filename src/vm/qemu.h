@@ -6,7 +6,9 @@
  * 2.5 s under TCG), PVH boot of the uncompressed vmlinux.  One virtio-serial-pci device carries
  * the console (hvc0 -> console_log) and the control port (MOAT_VM_PORT_NAME -> ctl_socket,
  * QEMU connects to it as a client: the caller must be listening before the spawn).
- * Disks: vda = root_disk (read-only), vdb = rw_disk (if any), both virtio-blk-pci, raw. */
+ * Disks: vda = root_disk (read-only), vdb = rw_disk (if any), both virtio-blk-pci, raw.
+ * Shares: with fs_socket, -object memory-backend-memfd,id=mem,share=on (microvm's
+ * memory-backend=mem) and -device vhost-user-fs-pci on that socket (virtiofsd serves it). */
 #pragma once
 
 #include <stdbool.h>
@@ -50,6 +52,9 @@ struct moat_vm_qemu_opts {
         bool net;                       /* a virtio-net device on the TAP tap_fd with Ethernet address mac */
         int tap_fd;                     /* QEMU gets it as fd MOAT_VM_QEMU_TAP_FD */
         unsigned char mac[6];
+        /* Shares (vm/virtiofs.h): a vhost-user-fs-pci device on this socket with this tag; the
+         * guest memory is then a shared memfd (vhost-user needs it).  NULL: none, no cost. */
+        const char *fs_socket, *fs_tag;
 };
 #define MOAT_VM_QEMU_TAP_FD 4
 

@@ -30,6 +30,7 @@
 #include "vm/kernel.h"
 #include "vm/proto.h"
 #include "vm/qemu.h"
+#include "vm/virtiofs.h"
 #include "vm/vm.h"
 
 #define EXIT_GRACE_MS 10000 /* after EXIT, the guest powers off; after this, QEMU is killed */
@@ -39,6 +40,7 @@ struct vm {
         struct moat_vm_kernel *kernel;
         char *initrd, *root_disk, *rw_disk, *sock_path, *console;
         struct moat_vm_config cfg;
+        struct moat_vm_vfsd vfsd; /* the shares' virtiofsd (pid 0: none) */
         int lfd, cfd, pidfd, sigfd, tapfd;
         pid_t qemu;
         struct moat_vm_reader rd;
@@ -146,9 +148,9 @@ static int prepare(struct vm *v, struct moat_error **err)
                 if (r < 0)
                         return r;
         }
-        if (v->cfg.n_shares > 0)
-                moat_debug("bind mounts are not shared into VMs yet (virtiofs): %zu left out (first: '%s')",
-                           v->cfg.n_shares, v->cfg.shares[0].target);
+        r = moat_vm_shares_check(v->cfg.shares, v->cfg.n_shares, err);
+        if (r < 0)
+                return r;
         /* with a key (an image) the root disk is cached; without, it is the VM's own */
         r = moat_vm_disk_root(o->disk_key ? cache : o->state_dir, o->disk_key ? o->disk_key : "root",
                               o->spec->root.path, &v->root_disk, err);
@@ -188,6 +190,13 @@ static int start_qemu(struct vm *v, struct moat_error **err)
         };
         if (q.net)
                 moat_net_addr_mac(v->cfg.net.addr, q.mac);
+        if (v->cfg.n_shares > 0) {
+                r = moat_vm_vfsd_start(v->o->state_dir, v->cfg.shares, v->cfg.n_shares, v->console, &v->vfsd, err);
+                if (r < 0)
+                        return r;
+                q.fs_socket = v->vfsd.sock;
+                q.fs_tag = MOAT_VM_SHARES_TAG;
+        }
         r = moat_vm_qemu_spawn(&q, &v->qemu, &v->pidfd, err);
         closep(&v->tapfd); /* QEMU has it: the TAP goes when QEMU does */
         return r;
@@ -398,6 +407,7 @@ int moat_vm_run(const struct moat_vm_run_opts *o, int *status, struct moat_error
         if (r >= 0)
                 *status = v.status;
         stop_qemu(&v);
+        moat_vm_vfsd_stop(&v.vfsd); /* after QEMU: its client gone, it exits */
         closep(&v.cfd);
         closep(&v.lfd);
         closep(&v.sigfd);
