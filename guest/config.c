@@ -158,6 +158,14 @@ int vm_config_parse(struct vm_config *c, const uint8_t *p, size_t len, const cha
                         c->terminal = true;
                         r = 0;
                         break;
+                case MOAT_VM_T_WINSIZE:
+                        r = l == 4 ? 0 : -EBADMSG;
+                        *why = "bad WINSIZE";
+                        if (r == 0) {
+                                c->rows = moat_vm_get_u16(v);
+                                c->cols = moat_vm_get_u16(v + 2);
+                        }
+                        break;
                 case MOAT_VM_T_RLIMIT: {
                         r = l == 20 && c->n_rlimits < MOAT_VM_MAX_ARGS ? 0 : -EBADMSG;
                         *why = "bad RLIMIT";

@@ -250,6 +250,10 @@ static int start(struct relay *r, const struct vm_config *c, bool test_mode)
                         snprintf(msg, sizeof msg, "cannot allocate a terminal: %s", strerror(-e));
                         goto fail;
                 }
+                if (c->rows || c->cols) {
+                        struct winsize ws = { .ws_row = c->rows, .ws_col = c->cols };
+                        (void)ioctl(master, TIOCSWINSZ, &ws);
+                }
         } else if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) {
                 snprintf(msg, sizeof msg, "pipe: %s", strerror(errno));
                 goto fail;

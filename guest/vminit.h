@@ -34,6 +34,7 @@ struct vm_config {
         bool has_umask;
         uint32_t umask;
         bool terminal;
+        uint16_t rows, cols;    /* WINSIZE: the pty's size (0 0: none given) */
         struct vm_rlimit *rlimits;
         size_t n_rlimits;
         bool no_new_privs;

@@ -24,6 +24,7 @@
  *   CAPS (5 x u64: bounding, effective, permitted, inheritable, ambient),
  *   SECCOMP (a classic BPF program: n x struct sock_filter, installed last, with TSYNC),
  *   ROOT (u8 readonly): the root is the lower disk + the writable disk (below),
+ *   WINSIZE (u16 rows, u16 cols): with TERMINAL, the pty's size before the process starts,
  *   MOUNT (u8 kind, then three u16-length-prefixed strings: source, target, options):
  *     kind VIRTIOFS: source = the virtiofs tag; TMPFS: source ignored; PROC, SYSFS, DEVPTS,
  *     MQUEUE, CGROUP: the usual, inside the guest; SHARE (bind mounts): source = a name
@@ -103,6 +104,7 @@ enum moat_vm_tag {
         MOAT_VM_T_ROOT = 13,
         MOAT_VM_T_MOUNT = 14,
         MOAT_VM_T_NET = 15,
+        MOAT_VM_T_WINSIZE = 30,         /* the runtime face's terminal (30..33 are its) */
 };
 
 enum moat_vm_mount_kind {

@@ -31,6 +31,7 @@
 #include "vm/proto.h"
 #include "vm/qemu.h"
 #include "vm/virtiofs.h"
+#include "vm/rtface.h"
 #include "vm/vm.h"
 
 #define EXIT_GRACE_MS 10000 /* after EXIT, the guest powers off; after this, QEMU is killed */
@@ -104,6 +105,11 @@ static unsigned mem_of(const struct moat_spec *s)
                 return MOAT_VM_DEFAULT_MEM_MIB;
         uint64_t mib = (uint64_t)r->memory.limit >> 20;
         return mib < MOAT_VM_MIN_MEM_MIB ? MOAT_VM_MIN_MEM_MIB : (unsigned)mib;
+}
+
+unsigned moat_vm_mem_mib(const struct moat_spec *s)
+{
+        return mem_of(s);
 }
 
 static int listen_on(struct vm *v, struct moat_error **err)
@@ -225,6 +231,8 @@ static int on_frame(struct vm *v, uint8_t type, const uint8_t *p, size_t len, st
                         if (r < 0)
                                 return moat_error_set(err, -r, "'%s' was not started", v->o->id);
                 }
+                if (v->o->tty_resize && moat_vm_tty_config(v->o->out, &v->cfg) < 0)
+                        return moat_error_set(err, ENOMEM, "CONFIG");
                 return moat_vm_send(v->cfd, MOAT_VM_CONFIG, v->cfg.tlv, v->cfg.len);
         }
         switch (type) {
@@ -308,7 +316,10 @@ static void signal_ready(struct vm *v)
         while (read(v->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
                 uint8_t b[4];
                 moat_vm_put_u32(b, si.ssi_signo);
-                if (v->cfd >= 0 && v->started)
+                if (si.ssi_signo == SIGWINCH && v->o->tty_resize) {
+                        if (v->cfd >= 0 && v->hello)
+                                (void)moat_vm_tty_resize(v->o->out, v->cfd);
+                } else if (v->cfd >= 0 && v->started)
                         (void)moat_vm_send(v->cfd, MOAT_VM_SIGNAL, b, sizeof b);
                 else
                         v->pending_sig = si.ssi_signo; /* the process is not there yet */

@@ -32,6 +32,8 @@ struct moat_vm_run_opts {
         int (*before_config)(void *userdata);
         void *userdata;
         bool all_signals;             /* pass on every catchable signal, not only INT/TERM/HUP */
+        bool tty_resize;              /* `out` is the process's terminal on the host: its size goes into
+                                       * CONFIG, and SIGWINCH becomes a RESIZE with its new size */
 };
 
 /* Boots the VM, runs the process, returns once the VM is gone: *status is the process's exit
@@ -39,6 +41,9 @@ struct moat_vm_run_opts {
  * process.  Nothing of the VM stays: QEMU killed if needed, the writable layer removed.  A
  * guest that breaks the channel protocol ends its VM and is an error here, nothing more. */
 int moat_vm_run(const struct moat_vm_run_opts *o, int *status, struct moat_error **err);
+
+/* The guest's RAM in MiB for config.json's memory limit. */
+unsigned moat_vm_mem_mib(const struct moat_spec *s);
 
 /* Where moat-vminit is: $MOAT_VMINIT, else next to this program (malloc'ed; NULL if none). */
 char *moat_vm_find_init(void);
