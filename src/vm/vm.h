@@ -32,6 +32,7 @@ struct moat_vm_run_opts {
         int (*before_config)(void *userdata);
         void *userdata;
         bool all_signals;             /* pass on every catchable signal, not only INT/TERM/HUP */
+        bool exec_socket;             /* listen on <state_dir>/exec.sock for exec (vm/exec.h) */
 };
 
 /* Boots the VM, runs the process, returns once the VM is gone: *status is the process's exit
