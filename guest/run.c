@@ -33,6 +33,7 @@ struct relay {
         size_t pend_len, pend_off;
         bool close_in;          /* empty STDIN seen: close once pend is written */
         int status;             /* -1 while running */
+        bool broken;            /* an exec session could not write to the channel */
 };
 
 static void close_fd(int *fd)
@@ -61,6 +62,8 @@ static void reap(struct relay *r)
                         return;
                 if (p == r->pid && (WIFEXITED(st) || WIFSIGNALED(st)))
                         r->status = status_code(st);
+                else if (vm_exec_reaped(p, st) < 0)
+                        r->broken = true;
         }
 }
 
@@ -191,6 +194,8 @@ static int pump_chan(struct relay *r, bool fill)
                         }
                         break;
                 default:
+                        if (vm_exec_frame(type, p, len) < 0)
+                                return -1;
                         break;  /* a second CONFIG, or a type from a newer host: ignored */
                 }
         }
@@ -357,6 +362,7 @@ int vm_run(int chan, struct moat_vm_reader *rd, const struct vm_config *c, bool 
                 close(sfd);
                 return k;
         }
+        vm_exec_init(chan, test_mode);
         uint8_t pidb[4];
         moat_vm_put_u32(pidb, (uint32_t)r.pid);
         if (moat_vm_send(chan, MOAT_VM_STARTED, pidb, sizeof pidb) < 0)
@@ -367,11 +373,11 @@ int vm_run(int chan, struct moat_vm_reader *rd, const struct vm_config *c, bool 
                 goto broken;
 
         while (r.status < 0) {
-                struct pollfd p[5];
+                struct pollfd p[5 + VM_EXEC_MAX_POLL];
                 int n = 0, i_sig, i_chan = -1, i_out = -1, i_err = -1, i_in = -1;
 
                 p[i_sig = n++] = (struct pollfd){ .fd = sfd, .events = POLLIN };
-                if (r.pend_len - r.pend_off < STDIN_BACKLOG)
+                if (r.pend_len - r.pend_off < STDIN_BACKLOG && !vm_exec_stdin_full())
                         p[i_chan = n++] = (struct pollfd){ .fd = chan, .events = POLLIN };
                 if (r.in >= 0 && r.pend_off < r.pend_len)
                         p[i_in = n++] = (struct pollfd){ .fd = r.in, .events = POLLOUT };
@@ -379,6 +385,8 @@ int vm_run(int chan, struct moat_vm_reader *rd, const struct vm_config *c, bool 
                         p[i_out = n++] = (struct pollfd){ .fd = r.out, .events = POLLIN };
                 if (r.err >= 0)
                         p[i_err = n++] = (struct pollfd){ .fd = r.err, .events = POLLIN };
+                int i_exec = n;
+                n += (int)vm_exec_poll_add(p + n, VM_EXEC_MAX_POLL);
                 if (poll(p, (nfds_t)n, -1) < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -396,9 +404,12 @@ int vm_run(int chan, struct moat_vm_reader *rd, const struct vm_config *c, bool 
                         goto broken;
                 if (i_in >= 0 && p[i_in].revents)
                         pump_in(&r);
+                if (vm_exec_poll_done(p + i_exec, (size_t)(n - i_exec)) < 0 || r.broken)
+                        goto broken;
                 if (i_chan >= 0 && p[i_chan].revents && pump_chan(&r, true) < 0)
                         goto broken;
         }
+        vm_exec_end(true);
         /* The process is gone: send what its output still holds, until EOF (EIO on a pty)
          * or DRAIN_MS, so a background child keeping the pipes open cannot keep the VM up
          * (a pty's last output may reach the master a little after the exit). */
@@ -438,6 +449,7 @@ broken:
                         ;
         }
         ret = -1;
+        vm_exec_end(false);
 out:
         if (r.pid > 0)
                 (void)kill(-r.pid, SIGKILL);    /* what is left of its session */

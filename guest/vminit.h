@@ -82,3 +82,19 @@ void vm_child_exec(const struct vm_config *c, const struct vm_child_io *io) __at
  * (or < 0 when the channel broke: the caller ends without EXIT). */
 struct moat_vm_reader;
 int vm_run(int chan, struct moat_vm_reader *rd, const struct vm_config *c, bool test_mode);
+
+/* exec.c: exec sessions (EXEC_* frames), driven from vm_run's loop. */
+struct pollfd;
+void vm_exec_init(int chan, bool test_mode);
+/* 1: not an exec frame; 0 handled; -1 the channel broke. */
+int vm_exec_frame(uint8_t type, const uint8_t *p, size_t len);
+/* A session holds too much unwritten stdin: stop reading the channel until it drains (as for
+ * the main process: nothing is dropped). */
+bool vm_exec_stdin_full(void);
+#define VM_EXEC_MAX_POLL (3 * MOAT_VM_MAX_EXECS)
+size_t vm_exec_poll_add(struct pollfd *p, size_t max);
+int vm_exec_poll_done(const struct pollfd *p, size_t n);
+/* A child reaped by PID 1: an exec session's process ends (0, or -1 the channel broke). */
+int vm_exec_reaped(pid_t pid, int status);
+/* The main process is gone: SIGKILL every session, EXEC_EXIT each when send. */
+void vm_exec_end(bool send);

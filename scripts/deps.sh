@@ -24,6 +24,7 @@ PACKAGES=(
 	# --- tests ---
 	busybox-static    # the test rootfs userland
 	jq                # config.json edits in tests/integration
+	python3           # test helpers: the console-socket receiver, raw frames, a host listener
 	iproute2          # ip netns / link checks
 	valgrind          # leak checks of unit tests
 	util-linux        # unshare, nsenter, flock, mountpoint

@@ -21,6 +21,7 @@
 #include "runtime/spawn.h"
 #include "runtime/state.h"
 #include "runtime/sync.h"
+#include "vm/exec.h"
 
 /* Opens the init's namespaces that differ from ours. */
 static int open_init_namespaces(pid_t pid, int fds[MOAT_NS__COUNT], struct moat_error **err)
@@ -44,6 +45,36 @@ static int open_init_namespaces(pid_t pid, int fds[MOAT_NS__COUNT], struct moat_
                                               moat_ns_name((enum moat_ns_type)t));
         }
         return 0;
+}
+
+/* The vm tier (annotation moat.isolation=vm): the state's pid is the VM's monitor, which
+ * takes the process on <state>/exec.sock (vm/exec.h). */
+static bool state_is_vm(const struct moat_state *st)
+{
+        for (char **a = st->annotations; a && a[0] && a[1]; a += 2)
+                if (strcmp(a[0], "moat.isolation") == 0)
+                        return strcmp(a[1], "vm") == 0;
+        return false;
+}
+
+static int vm_started(pid_t pid, void *userdata, struct moat_error **err)
+{
+        const char *pid_file = userdata;
+        return pid_file ? moat_write_pid_file(pid_file, pid, err) : 0;
+}
+
+static int exec_vm(const struct moat_runtime *rt, const struct moat_exec_opts *o, const struct moat_spec *spec,
+                   int *status, struct moat_error **err)
+{
+        if (o->console_socket)
+                return moat_error_input(err, -EOPNOTSUPP, "a terminal for exec into a VM is not supported yet");
+        _cleanup_free_ char *state_dir = NULL;
+        if (asprintf(&state_dir, "%s/%s", rt->root, o->id) < 0)
+                return -ENOMEM;
+        struct moat_vm_exec_opts vo = { .id = o->id, .state_dir = state_dir, .spec = spec, .process = o->process,
+                                        .started = vm_started, .userdata = (void *)o->pid_file, .detach = o->detach,
+                                        .in = 0, .out = 1, .err = 2 };
+        return moat_vm_exec(&vo, status, err);
 }
 
 static int exec_in(const struct moat_runtime *rt, const struct moat_exec_opts *o, int *status,
@@ -100,6 +131,12 @@ static int exec_in(const struct moat_runtime *rt, const struct moat_exec_opts *o
                 r = moat_spec_parse(text, len, "config.json", &spec, err);
                 if (r < 0)
                         goto out;
+        }
+        if (state_is_vm(st)) {
+                r = s == MOAT_STATUS_RUNNING ? exec_vm(rt, o, spec, status, err)
+                                             : moat_error_input(err, EINVAL, "cannot exec in container '%s': it "
+                                                                "is created (start it first)", o->id);
+                goto out;
         }
         if (spec->linux_.seccomp) {
                 r = moat_seccomp_build(spec->linux_.seccomp, &prog, err);

@@ -58,6 +58,24 @@
  *   EXIT.  After the process exits, its remaining output is sent (for up to 0.5 s), then EXIT.
  * - Host -> guest STDIN is buffered in the guest up to 8 MiB unwritten; past that the guest
  *   stops reading the channel until the process reads (a SIGNAL waits behind it too).
+ *
+ * Exec sessions (more processes in the running guest; vm/exec.h, guest/exec.c), only after
+ * STARTED and before EXIT of the main process; every payload starts with a u32 session id
+ * chosen by the host (an EXEC with the id of a live session is ignored):
+ *   host -> guest                          guest -> host
+ *   EXEC         id, TLVs (the process      EXEC_STARTED  id, u32 pid
+ *                part of CONFIG: ARG ENV    EXEC_STDOUT   id, bytes
+ *                CWD USER GROUP UMASK       EXEC_STDERR   id, bytes
+ *                TERMINAL RLIMIT            EXEC_EXIT     id, u32 status (0..255); the id is free
+ *                NO_NEW_PRIVS CAPS SECCOMP) EXEC_ERROR    id, text; EXEC_EXIT 127/126/1 follows
+ *   EXEC_STDIN   id, bytes (none: EOF)
+ *   EXEC_SIGNAL  id, u32 signal
+ *   EXEC_RESIZE  id, u16 rows, u16 cols
+ * At most MOAT_VM_MAX_EXECS sessions at once: one more gets EXEC_ERROR + EXEC_EXIT 1.  When
+ * the main process exits, the guest SIGKILLs the sessions and sends their EXEC_EXIT (137)
+ * before EXIT.  A session's unwritten stdin past 4 MiB stops the guest reading the channel
+ * until its process reads (as STDIN does).  The host's unix socket for `moat-runtime exec` (<state>/exec.sock) carries the
+ * same frames without the session id.
  */
 #pragma once
 
@@ -67,11 +85,12 @@
 #include <sys/types.h>
 
 #define MOAT_VM_PORT_NAME "org.moat.ctl"
-#define MOAT_VM_PROTO_VERSION 1
+#define MOAT_VM_PROTO_VERSION 2          /* 2: exec sessions */
 #define MOAT_VM_MAX_FRAME (1u << 20)      /* a frame, type included */
 #define MOAT_VM_MAX_DATA (64u << 10)      /* STDOUT/STDERR/STDIN chunks we send */
 #define MOAT_VM_SHARES_TAG "moat-shares"  /* the virtiofs tag of MOUNT kind SHARE */
 #define MOAT_VM_MAX_ARGS 4096             /* ARG, ENV, GROUP, RLIMIT, MOUNT each at most */
+#define MOAT_VM_MAX_EXECS 64              /* exec sessions at once */
 
 enum moat_vm_msg {
         /* guest -> host */
@@ -81,11 +100,20 @@ enum moat_vm_msg {
         MOAT_VM_STDERR = 4,
         MOAT_VM_EXIT = 5,
         MOAT_VM_ERROR = 6,
+        MOAT_VM_EXEC_STARTED = 8,
+        MOAT_VM_EXEC_STDOUT = 9,
+        MOAT_VM_EXEC_STDERR = 10,
+        MOAT_VM_EXEC_EXIT = 11,
+        MOAT_VM_EXEC_ERROR = 12,
         /* host -> guest */
         MOAT_VM_CONFIG = 64,
         MOAT_VM_STDIN = 65,
         MOAT_VM_SIGNAL = 66,
         MOAT_VM_RESIZE = 67,
+        MOAT_VM_EXEC = 68,
+        MOAT_VM_EXEC_STDIN = 69,
+        MOAT_VM_EXEC_SIGNAL = 70,
+        MOAT_VM_EXEC_RESIZE = 71,
 };
 
 enum moat_vm_tag {

@@ -69,7 +69,8 @@ static _Noreturn void monitor_main(const char *id, const struct moat_spec *spec,
                 _cleanup_free_ char *init = moat_vm_find_init();
                 struct moat_vm_run_opts vo = { .id = id, .spec = spec, .state_dir = state_dir, .init_path = init,
                                                .in = 0, .out = 1, .err = 2, .before_config = wait_start,
-                                               .userdata = &m, .all_signals = true, .tty_resize = tty >= 0 };
+                                               .userdata = &m, .all_signals = true, .tty_resize = tty >= 0,
+                                               .exec_socket = true };
                 r = moat_vm_run(&vo, &status, &err);
         }
         if (r < 0) {
@@ -157,6 +158,25 @@ static int wait_ready(int fd, const char *id, struct moat_error **err)
                                 got ? msg : "its monitor died");
 }
 
+/* The config's copy in the state dir, as a container has it: exec's base process and its
+ * seccomp profile, the hooks of start and delete. */
+static int save_config(int dirfd, const char *bundle)
+{
+        _cleanup_free_ char *path = NULL, *text = NULL;
+        size_t len = 0;
+        if (asprintf(&path, "%s/config.json", bundle) < 0)
+                return -ENOMEM;
+        int r = read_file_at(AT_FDCWD, path, &text, &len);
+        if (r < 0) {
+                errno = -r;
+                return r;
+        }
+        _cleanup_close_ int fd = openat(dirfd, MOAT_CONFIG_COPY, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0 || write_all(fd, text, len) < 0)
+                return -errno;
+        return 0;
+}
+
 int moat_vm_create(const struct moat_runtime *rt, const struct moat_create_opts *o, struct moat_error **err)
 {
         int r = moat_id_validate(o->id, err);
@@ -186,7 +206,7 @@ int moat_vm_create(const struct moat_runtime *rt, const struct moat_create_opts 
         if (r < 0)
                 return r;
         if (asprintf(&state_dir, "%s/%s", rt->root, o->id) < 0 || mkfifoat(dirfd, MOAT_EXEC_FIFO, 0600) < 0 ||
-            moat_state_mark_creating(dirfd, true) < 0) {
+            moat_state_mark_creating(dirfd, true) < 0 || save_config(dirfd, bundle) < 0) {
                 r = moat_error_set(err, errno ? errno : ENOMEM, "container '%s': cannot prepare its state", o->id);
                 goto fail;
         }

@@ -26,6 +26,7 @@
 #include "net/tap.h"
 #include "vm/config.h"
 #include "vm/disk.h"
+#include "vm/exec.h"
 #include "vm/initramfs.h"
 #include "vm/kernel.h"
 #include "vm/proto.h"
@@ -49,6 +50,7 @@ struct vm {
         uint32_t pending_sig; /* a signal that came before the process ran: sent at STARTED */
         int status;
         int64_t exit_deadline;
+        struct moat_vm_exec_host *exec; /* exec sessions (o->exec_socket) */
 };
 
 static int64_t now_ms(void)
@@ -270,8 +272,11 @@ static int on_frame(struct vm *v, uint8_t type, const uint8_t *p, size_t len, st
                 v->exited = true;
                 v->exit_deadline = now_ms() + EXIT_GRACE_MS;
                 return 0;
-        default:
-                return guest_broke(v, err, "an unknown message");
+        default: {
+                const char *what = NULL;
+                int r = moat_vm_exec_host_frame(v->exec, type, p, len, &what);
+                return r < 0 ? guest_broke(v, err, what) : r == 0 ? 0 : guest_broke(v, err, "an unknown message");
+        }
         }
 }
 
@@ -330,15 +335,17 @@ static int relay(struct vm *v, struct moat_error **err)
 {
         int64_t boot_deadline = now_ms() + MOAT_VM_BOOT_TIMEOUT_MS;
         for (;;) {
-                struct pollfd p[4] = {
+                struct pollfd p[4 + MOAT_VM_EXEC_HOST_MAX_POLL] = {
                         { .fd = v->pidfd, .events = POLLIN },
                         { .fd = v->cfd >= 0 ? v->cfd : v->lfd, .events = POLLIN },
                         { .fd = v->stdin_open && v->cfd >= 0 && v->hello ? v->o->in : -1, .events = POLLIN },
                         { .fd = v->sigfd, .events = POLLIN },
                 };
+                size_t n_exec = moat_vm_exec_host_poll_add(v->exec, p + 4, MOAT_VM_EXEC_HOST_MAX_POLL,
+                                                            !v->started && !v->exited);
                 int64_t deadline = v->exited ? v->exit_deadline : v->hello ? -1 : boot_deadline;
                 int timeout = deadline < 0 ? -1 : (int)(deadline - now_ms() > 0 ? deadline - now_ms() : 0);
-                int n = poll(p, 4, timeout);
+                int n = poll(p, 4 + n_exec, timeout);
                 if (n < 0 && errno != EINTR)
                         return moat_error_set(err, errno, "poll");
                 if (n == 0) {
@@ -363,6 +370,7 @@ static int relay(struct vm *v, struct moat_error **err)
                 }
                 if (p[2].revents)
                         stdin_ready(v);
+                moat_vm_exec_host_poll_done(v->exec, p + 4, n_exec, v->cfd, v->started && !v->exited);
                 if (p[0].revents) { /* QEMU is gone: read what the guest still said */
                         if (v->cfd >= 0)
                                 (void)channel_ready(v, err);
@@ -411,6 +419,8 @@ int moat_vm_run(const struct moat_vm_run_opts *o, int *status, struct moat_error
         sigprocmask(SIG_BLOCK, &mask, &old);
         v.sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
         int r = v.sigfd < 0 ? moat_error_set(err, errno, "signalfd") : prepare(&v, err);
+        if (r >= 0 && o->exec_socket)
+                r = moat_vm_exec_host_open(o->state_dir, &v.exec, err);
         if (r >= 0)
                 r = start_qemu(&v, err);
         if (r >= 0)
@@ -419,6 +429,7 @@ int moat_vm_run(const struct moat_vm_run_opts *o, int *status, struct moat_error
                 *status = v.status;
         stop_qemu(&v);
         moat_vm_vfsd_stop(&v.vfsd); /* after QEMU: its client gone, it exits */
+        moat_vm_exec_host_free(v.exec);
         closep(&v.cfd);
         closep(&v.lfd);
         closep(&v.sigfd);

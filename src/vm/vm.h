@@ -34,6 +34,7 @@ struct moat_vm_run_opts {
         bool all_signals;             /* pass on every catchable signal, not only INT/TERM/HUP */
         bool tty_resize;              /* `out` is the process's terminal on the host: its size goes into
                                        * CONFIG, and SIGWINCH becomes a RESIZE with its new size */
+        bool exec_socket;             /* listen on <state_dir>/exec.sock for exec (vm/exec.h) */
 };
 
 /* Boots the VM, runs the process, returns once the VM is gone: *status is the process's exit

@@ -1,0 +1,489 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Exec sessions (src/vm/proto.h): more processes in the running guest, each started like the
+ * main one (vm_child_exec: user, groups, caps, no_new_privs, seccomp, cwd, env) in the
+ * container's root (the init already switched to it), stdio relayed as EXEC_* frames tagged
+ * with the host's session id.  At most MOAT_VM_MAX_EXECS at once; every field is checked
+ * (vm_config_parse).  Hooks from run.c's loop: vm_exec_frame, vm_exec_poll_add,
+ * vm_exec_poll_done, vm_exec_reaped, vm_exec_end. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "vminit.h"
+
+#define SESSION_BACKLOG (4u << 20)      /* unwritten stdin of a session: past it, the channel waits */
+
+struct session {
+        bool used;
+        uint32_t id;
+        pid_t pid;              /* > 0 once started */
+        int in, out, err;       /* -1 when closed; with a pty in = out = master, err = -1 */
+        int master;
+        bool close_in;
+        uint8_t *pend;
+        size_t pend_len;
+        int status;             /* -1 while running */
+};
+
+static struct session sessions[MOAT_VM_MAX_EXECS];
+static int chan_fd = -1;
+static bool test_mode_;
+
+void vm_exec_init(int chan, bool test_mode)
+{
+        chan_fd = chan;
+        test_mode_ = test_mode;
+}
+
+static void close_fd(int *fd)
+{
+        if (*fd >= 0)
+                close(*fd);
+        *fd = -1;
+}
+
+/* One frame: u32 id, then data. */
+static int send_id(uint8_t type, uint32_t id, const void *data, size_t len)
+{
+        uint8_t small[4 + 256];
+        if (len <= 256) {
+                moat_vm_put_u32(small, id);
+                if (len)
+                        memcpy(small + 4, data, len);
+                return moat_vm_send(chan_fd, type, small, 4 + len);
+        }
+        uint8_t *b = malloc(4 + len);
+        if (!b)
+                return -ENOMEM;
+        moat_vm_put_u32(b, id);
+        memcpy(b + 4, data, len);
+        int r = moat_vm_send(chan_fd, type, b, 4 + len);
+        free(b);
+        return r;
+}
+
+static int send_u32(uint8_t type, uint32_t id, uint32_t v)
+{
+        uint8_t b[4];
+        moat_vm_put_u32(b, v);
+        return send_id(type, id, b, 4);
+}
+
+static struct session *find(uint32_t id)
+{
+        for (size_t i = 0; i < MOAT_VM_MAX_EXECS; i++)
+                if (sessions[i].used && sessions[i].id == id)
+                        return &sessions[i];
+        return NULL;
+}
+
+static void release(struct session *s)
+{
+        if (s->in != s->master)
+                close_fd(&s->in);
+        if (s->out != s->master)
+                close_fd(&s->out);
+        close_fd(&s->err);
+        close_fd(&s->master);
+        free(s->pend);
+        memset(s, 0, sizeof *s);
+        s->in = s->out = s->err = s->master = -1;
+}
+
+/* The session is over once its process is reaped and its output is drained. */
+static int maybe_done(struct session *s)
+{
+        if (s->status < 0 || s->out >= 0 || s->err >= 0)
+                return 0;
+        int r = send_u32(MOAT_VM_EXEC_EXIT, s->id, (uint32_t)s->status);
+        release(s);
+        return r < 0 ? -1 : 0;
+}
+
+static int refuse(uint32_t id, int code, const char *msg)
+{
+        if (send_id(MOAT_VM_EXEC_ERROR, id, msg, strlen(msg)) < 0 || send_u32(MOAT_VM_EXEC_EXIT, id, (uint32_t)code) < 0)
+                return -1;
+        return 0;
+}
+
+static void set_nonblock(int fd)
+{
+        int fl = fcntl(fd, F_GETFL);
+        if (fl >= 0)
+                (void)fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+static int open_pty(int *master, int *slave)
+{
+        int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+        if (m < 0)
+                return -errno;
+        if (grantpt(m) < 0 || unlockpt(m) < 0) {
+                int e = errno;
+                close(m);
+                return -e;
+        }
+        int s = ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+        if (s < 0) {
+                char name[128];
+                if (ptsname_r(m, name, sizeof name) == 0)
+                        s = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+        }
+        if (s < 0) {
+                int e = errno;
+                close(m);
+                return -e;
+        }
+        *master = m;
+        *slave = s;
+        return 0;
+}
+
+static int start(uint32_t id, const uint8_t *p, size_t len)
+{
+        if (find(id)) { /* a host bug: an answer would look like the live session's */
+                vm_log("exec: session id %u is in use: the request is ignored", id);
+                return 0;
+        }
+        struct session *s = NULL;
+        for (size_t i = 0; i < MOAT_VM_MAX_EXECS && !s; i++)
+                if (!sessions[i].used)
+                        s = &sessions[i];
+        if (!s)
+                return refuse(id, 1, "exec: too many exec sessions in this VM (at most 64)");
+        struct vm_config c;
+        const char *why = NULL;
+        if (vm_config_parse(&c, p, len, &why) < 0) {
+                char m[160];
+                snprintf(m, sizeof m, "exec: a bad process from the host (%s)", why ? why : "out of memory");
+                return refuse(id, 1, m);
+        }
+        int in[2] = { -1, -1 }, out[2] = { -1, -1 }, er[2] = { -1, -1 }, ep[2] = { -1, -1 };
+        int master = -1, slave = -1, code = 1;
+        char msg[256];
+        if (c.terminal) {
+                int e = open_pty(&master, &slave);
+                if (e < 0) {
+                        snprintf(msg, sizeof msg, "cannot allocate a terminal: %s", strerror(-e));
+                        goto fail;
+                }
+        } else if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(er, O_CLOEXEC) < 0) {
+                snprintf(msg, sizeof msg, "pipe: %s", strerror(errno));
+                goto fail;
+        }
+        if (pipe2(ep, O_CLOEXEC) < 0) {
+                snprintf(msg, sizeof msg, "pipe: %s", strerror(errno));
+                goto fail;
+        }
+        pid_t pid = fork();
+        if (pid < 0) {
+                snprintf(msg, sizeof msg, "fork: %s", strerror(errno));
+                goto fail;
+        }
+        if (pid == 0) {
+                struct vm_child_io io = { .in = in[0], .out = out[1], .err = er[1], .pty_slave = slave,
+                                          .errfd = ep[1], .test_mode = test_mode_ };
+                close(ep[0]);
+                vm_child_exec(&c, &io);
+        }
+        close_fd(&ep[1]);
+        close_fd(&in[0]);
+        close_fd(&out[1]);
+        close_fd(&er[1]);
+        close_fd(&slave);
+        vm_config_free(&c);
+        /* the child's verdict: EOF = exec done; else {u32 code, text} (blocking: the child
+         * is fast to exec or fail) */
+        uint8_t buf[4 + 1024];
+        size_t got = 0;
+        for (;;) {
+                ssize_t n = read(ep[0], buf + got, sizeof buf - got);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        break;
+                got += (size_t)n;
+                if (got == sizeof buf)
+                        break;
+        }
+        close_fd(&ep[0]);
+        if (got > 0) {
+                int st;
+                while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+                        ;
+                code = got >= 4 ? (int)(moat_vm_get_u32(buf) & 0xff) : 1;
+                if (code == 0)
+                        code = 1;
+                close_fd(&in[1]);
+                close_fd(&out[0]);
+                close_fd(&er[0]);
+                close_fd(&master);
+                if (got >= 4 ? send_id(MOAT_VM_EXEC_ERROR, id, buf + 4, got - 4) < 0
+                             : send_id(MOAT_VM_EXEC_ERROR, id, "setup failed", 12) < 0)
+                        return -1;
+                return send_u32(MOAT_VM_EXEC_EXIT, id, (uint32_t)code) < 0 ? -1 : 0;
+        }
+        *s = (struct session){ .used = true, .id = id, .pid = pid, .status = -1, .master = master };
+        if (master >= 0) {
+                s->in = s->out = master;
+                s->err = -1;
+        } else {
+                s->in = in[1];
+                s->out = out[0];
+                s->err = er[0];
+                set_nonblock(s->err);
+        }
+        set_nonblock(s->in);
+        set_nonblock(s->out);
+        return send_u32(MOAT_VM_EXEC_STARTED, id, (uint32_t)pid) < 0 ? -1 : 0;
+fail:
+        vm_config_free(&c);
+        close_fd(&in[0]);
+        close_fd(&in[1]);
+        close_fd(&out[0]);
+        close_fd(&out[1]);
+        close_fd(&er[0]);
+        close_fd(&er[1]);
+        close_fd(&ep[0]);
+        close_fd(&ep[1]);
+        close_fd(&master);
+        close_fd(&slave);
+        return refuse(id, code, msg);
+}
+
+static void finish_stdin(struct session *s)
+{
+        if (s->pend_len || !s->close_in || s->in < 0)
+                return;
+        if (s->master >= 0) {
+                struct termios t;
+                uint8_t eof = tcgetattr(s->in, &t) == 0 ? t.c_cc[VEOF] : 4;
+                (void)!write(s->in, &eof, 1);
+                s->in = -1;
+        } else {
+                close_fd(&s->in);
+        }
+        s->close_in = false;
+}
+
+static void pump_in(struct session *s)
+{
+        size_t off = 0;
+        while (s->in >= 0 && off < s->pend_len) {
+                ssize_t n = write(s->in, s->pend + off, s->pend_len - off);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EAGAIN)
+                        break;
+                if (n <= 0) {   /* the process closed its stdin: drop the rest */
+                        if (s->master < 0)
+                                close_fd(&s->in);
+                        else
+                                s->in = -1;
+                        off = s->pend_len;
+                        break;
+                }
+                off += (size_t)n;
+        }
+        if (off > 0) {
+                memmove(s->pend, s->pend + off, s->pend_len - off);
+                s->pend_len -= off;
+        }
+        finish_stdin(s);
+}
+
+int vm_exec_frame(uint8_t type, const uint8_t *p, size_t len)
+{
+        if (type != MOAT_VM_EXEC && type != MOAT_VM_EXEC_STDIN && type != MOAT_VM_EXEC_SIGNAL &&
+            type != MOAT_VM_EXEC_RESIZE)
+                return 1;
+        if (len < 4)
+                return 0;       /* malformed: ignored, as unknown frames are */
+        uint32_t id = moat_vm_get_u32(p);
+        p += 4;
+        len -= 4;
+        if (type == MOAT_VM_EXEC)
+                return start(id, p, len);
+        struct session *s = find(id);
+        if (!s)
+                return 0;       /* a session that just ended */
+        switch (type) {
+        case MOAT_VM_EXEC_STDIN:
+                if (len == 0) {
+                        s->close_in = true;
+                        finish_stdin(s);
+                        return 0;
+                }
+                if (s->in < 0)
+                        return 0;
+                uint8_t *n = realloc(s->pend, s->pend_len + len);
+                if (!n)
+                        return -1;
+                memcpy(n + s->pend_len, p, len);
+                s->pend = n;
+                s->pend_len += len;
+                pump_in(s);
+                return 0;
+        case MOAT_VM_EXEC_SIGNAL:
+                if (len == 4) {
+                        uint32_t sig = moat_vm_get_u32(p);
+                        if (sig >= 1 && sig < (uint32_t)NSIG && s->status < 0)
+                                (void)kill(s->pid, (int)sig);
+                }
+                return 0;
+        case MOAT_VM_EXEC_RESIZE:
+                if (len == 4 && s->master >= 0) {
+                        struct winsize ws = { .ws_row = moat_vm_get_u16(p), .ws_col = moat_vm_get_u16(p + 2) };
+                        (void)ioctl(s->master, TIOCSWINSZ, &ws);
+                }
+                return 0;
+        }
+        return 0;
+}
+
+bool vm_exec_stdin_full(void)
+{
+        for (size_t i = 0; i < MOAT_VM_MAX_EXECS; i++)
+                if (sessions[i].used && sessions[i].pend_len >= SESSION_BACKLOG)
+                        return true;
+        return false;
+}
+
+size_t vm_exec_poll_add(struct pollfd *p, size_t max)
+{
+        size_t n = 0;
+        for (size_t i = 0; i < MOAT_VM_MAX_EXECS; i++) {
+                struct session *s = &sessions[i];
+                if (!s->used)
+                        continue;
+                if (s->out >= 0 && n < max)
+                        p[n++] = (struct pollfd){ .fd = s->out, .events = POLLIN };
+                if (s->err >= 0 && n < max)
+                        p[n++] = (struct pollfd){ .fd = s->err, .events = POLLIN };
+                if (s->in >= 0 && s->pend_len && n < max)
+                        p[n++] = (struct pollfd){ .fd = s->in, .events = POLLOUT };
+        }
+        return n;
+}
+
+/* What one output fd has: 0 go on, -1 the channel broke. */
+static int pump_out(struct session *s, int *fd, uint8_t type)
+{
+        static uint8_t buf[4 + MOAT_VM_MAX_DATA];
+        for (;;) {
+                ssize_t n = read(*fd, buf + 4, MOAT_VM_MAX_DATA);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EAGAIN)
+                        return 0;
+                if (n <= 0) {
+                        if (*fd == s->master) {
+                                if (s->in == s->master)
+                                        s->in = -1;
+                        } else {
+                                close(*fd);
+                        }
+                        *fd = -1;
+                        return maybe_done(s);
+                }
+                moat_vm_put_u32(buf, s->id);
+                if (moat_vm_send(chan_fd, type, buf, 4 + (size_t)n) < 0)
+                        return -1;
+                if ((size_t)n < MOAT_VM_MAX_DATA)
+                        return 0;
+        }
+}
+
+int vm_exec_poll_done(const struct pollfd *p, size_t n)
+{
+        for (size_t k = 0; k < n; k++) {
+                if (!p[k].revents)
+                        continue;
+                for (size_t i = 0; i < MOAT_VM_MAX_EXECS; i++) {
+                        struct session *s = &sessions[i];
+                        if (!s->used)
+                                continue;
+                        int r = 0;
+                        if (p[k].fd == s->out && (p[k].events & POLLIN))
+                                r = pump_out(s, &s->out, MOAT_VM_EXEC_STDOUT);
+                        else if (p[k].fd == s->err && (p[k].events & POLLIN))
+                                r = pump_out(s, &s->err, MOAT_VM_EXEC_STDERR);
+                        else if (p[k].fd == s->in && (p[k].events & POLLOUT))
+                                pump_in(s);
+                        else
+                                continue;
+                        if (r < 0)
+                                return -1;
+                        break;
+                }
+        }
+        return 0;
+}
+
+static int status_code(int st)
+{
+        if (WIFEXITED(st))
+                return WEXITSTATUS(st);
+        if (WIFSIGNALED(st))
+                return 128 + WTERMSIG(st);
+        return 255;
+}
+
+int vm_exec_reaped(pid_t pid, int st)
+{
+        for (size_t i = 0; i < MOAT_VM_MAX_EXECS; i++) {
+                struct session *s = &sessions[i];
+                if (s->used && s->pid == pid && s->status < 0 && (WIFEXITED(st) || WIFSIGNALED(st))) {
+                        s->status = status_code(st);
+                        (void)kill(-pid, SIGKILL);      /* what is left of its session */
+                        if (s->master >= 0 && s->in == s->master)
+                                s->in = -1;
+                        else if (s->master < 0)
+                                close_fd(&s->in);
+                        /* output a background child still holds open is not waited for */
+                        int r = 0;
+                        if (s->out >= 0)
+                                r = pump_out(s, &s->out, MOAT_VM_EXEC_STDOUT);
+                        if (r >= 0 && s->used && s->err >= 0)
+                                r = pump_out(s, &s->err, MOAT_VM_EXEC_STDERR);
+                        if (r >= 0 && s->used) {
+                                if (s->master >= 0 && s->out == s->master)
+                                        s->out = -1;
+                                close_fd(&s->out);
+                                close_fd(&s->err);
+                                r = maybe_done(s);
+                        }
+                        return r;
+                }
+        }
+        return 0;
+}
+
+void vm_exec_end(bool send)
+{
+        for (size_t i = 0; i < MOAT_VM_MAX_EXECS; i++) {
+                struct session *s = &sessions[i];
+                if (!s->used)
+                        continue;
+                int st = 0;
+                if (s->status < 0) {
+                        (void)kill(-s->pid, SIGKILL);
+                        (void)kill(s->pid, SIGKILL);
+                        while (waitpid(s->pid, &st, 0) < 0 && errno == EINTR)
+                                ;
+                        s->status = status_code(st);
+                }
+                if (send)
+                        (void)send_u32(MOAT_VM_EXEC_EXIT, s->id, (uint32_t)s->status);
+                release(s);
+        }
+}

@@ -1,0 +1,90 @@
+#!/bin/bash
+# moat-runtime exec into a running vm-tier container (annotation moat.isolation=vm): the
+# process runs in the guest (its kernel, its PID 1), stdin/stdout/stderr relayed, the exit
+# status returned, a signal to the exec'd process, a missing command, --detach with a pid
+# file, exec before start and after the end refused; nothing left after delete.  One boot.
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
+
+command -v qemu-system-x86_64 >/dev/null || skip_all "QEMU is not installed (scripts/deps.sh installs qemu-system-x86)"
+[ -e /var/lib/moat/vm/kernels/current/vmlinux ] || [ -n "${MOAT_VM_KERNEL:-}" ] ||
+	skip_all "no guest kernel (scripts/vm-kernel.sh fetches one)"
+[ -x "$MOAT_BUILD_ROOT/guest/moat-vminit" ] || skip_all "moat-vminit not built"
+[ -x "$MOAT_BIN" ] || skip_all "moat not built"
+command -v jq >/dev/null || skip_all "jq is not installed"
+[ -x "$MOAT_ROOTFS/bin/busybox" ] || skip_all "the test rootfs has no busybox"
+export MOAT_VMINIT=$MOAT_BUILD_ROOT/guest/moat-vminit
+qemus() { pgrep -f "qemu-system-x86_64.*$TEST_ROOT" | tr '\n' ' '; }
+
+b=$TEST_TMP/vmbundle
+mkbundle "$b" '.process.args = ["/bin/sh", "-c", "echo main > /tmp/main; exec sleep 300"] | .annotations = {"moat.isolation": "vm"} | .process.terminal = false' ||
+	bail_out mkbundle
+newid_var id vx
+rt create --bundle "$b" "$id" >"$TEST_TMP/main.out" 2>"$TEST_TMP/main.err" </dev/null
+is "$?" 0 "create a VM container (sleep)"
+out=$(rt exec "$id" /bin/true 2>&1)
+isnt "$?" 0 "exec before start fails"
+like "$out" "created|start it first" "... saying the container is only created ($out)"
+ok "start" rt start "$id"
+wait_status "$id" running 10
+
+start=$(date +%s%N)
+out=$(rt exec "$id" cat /proc/1/comm 2>&1)
+is "$?" 0 "exec cat /proc/1/comm"
+diag "exec round trip: $((($(date +%s%N) - start) / 1000000)) ms"
+is "$out" "init" "... runs in the guest: PID 1 is the guest's init"
+out=$(rt exec "$id" uname -r)
+isnt "$out" "$(uname -r)" "uname -r: the guest's kernel ($out), not the host's"
+is "$(rt exec "$id" cat /tmp/main)" "main" "exec sees the main process's files (the same root)"
+is "$(echo "through stdin" | rt exec "$id" /bin/sh -c 'cat; echo err >&2' 2>"$TEST_TMP/err")" "through stdin" \
+	"stdin reaches the exec'd process, stdout comes back"
+is "$(cat "$TEST_TMP/err")" "err" "stderr comes back on stderr"
+rt exec "$id" /bin/sh -c 'exit 3'
+is "$?" 3 "the exit status comes back (3)"
+is "$(rt exec -e FOO=bar --cwd /tmp "$id" /bin/sh -c 'echo $FOO $(pwd) $(id -u)')" "bar /tmp 0" "-e and --cwd applied"
+is "$(rt exec -u 1000:1000 "$id" id -u)" "1000" "-u 1000 applied"
+
+# (not through rt(): $! must be moat-runtime itself, not a subshell)
+"$MOAT_RUNTIME" --root "$TEST_ROOT" exec "$id" /bin/sh -c 'trap "echo got-term; exit 7" TERM; echo ready; sleep 100 & wait' \
+	>"$TEST_TMP/sig.out" &
+p=$!
+for ((i = 0; i < 100; i++)); do has ready "$TEST_TMP/sig.out" && break; sleep 0.1; done
+kill -TERM "$p"
+wait "$p"
+is "$?" 7 "SIGTERM to moat-runtime exec reaches the exec'd process (its trap exits 7)"
+like "$(cat "$TEST_TMP/sig.out")" "got-term" "... which saw the TERM"
+
+out=$(rt exec "$id" no-such-command-xyz 2>&1)
+rc=$?
+isnt "$rc" 0 "a missing command fails"
+like "$out" "no-such-command-xyz" "... the error names it ($out)"
+out=$(rt exec -t "$id" /bin/true 2>&1)
+isnt "$?" 0 "exec -t fails"
+like "$out" "terminal for exec into a VM is not supported" "... clearly ($out)"
+
+rt exec -d --pid-file "$TEST_TMP/pid" "$id" /bin/sh -c 'sleep 1; exit 4' </dev/null >/dev/null 2>&1
+is "$?" 0 "exec --detach returns at once"
+pid=$(cat "$TEST_TMP/pid" 2>/dev/null)
+like "$pid" '^[0-9]+$' "... the pid file names the process that stands for it"
+for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$pid" 2>/dev/null && fail "... which ends with the process" || pass "... which ends with the process"
+
+pids=()
+for i in 1 2 3; do
+	rt exec "$id" /bin/sh -c "echo c$i" >"$TEST_TMP/c$i" &
+	pids+=($!)
+done
+wait "${pids[@]}"
+is "$(cat "$TEST_TMP/c1" "$TEST_TMP/c2" "$TEST_TMP/c3" | tr '\n' ' ')" "c1 c2 c3 " "three execs at once"
+sock=$TEST_ROOT/$id/exec.sock
+is "$(stat -c %a "$sock" 2>/dev/null)" 600 "the exec socket is 0600"
+
+ok "kill KILL" rt kill "$id" KILL
+wait_status "$id" stopped 20
+out=$(rt exec "$id" /bin/true 2>&1)
+isnt "$?" 0 "exec in a stopped container fails"
+like "$out" "stopped|not running" "... clearly ($out)"
+ok "delete" rt delete "$id"
+is "$(qemus)" "" "no QEMU left"
+[ -e "$sock" ] && fail "the exec socket is gone" || pass "the exec socket is gone"
+done_testing
