@@ -122,6 +122,17 @@ for ((i = 0; i < 100; i++)); do
 done
 like "$("${MOAT[@]}" ps -p "$P" 2>/dev/null | awk '$1 == "guest"')" "healthy" "the VM service's health check (run in the guest) says healthy"
 
+# moat restart of the VM service: a new VM, same address and port, reachable again
+q1=$(qemus)
+ok "restart the VM service" "${MOAT[@]}" restart -p "$P" guest
+for ((i = 0; i < 300; i++)); do
+	out=$("${MOAT[@]}" exec -p "$P" web /bin/busybox nc -w 2 "$gaddr" 8080 2>/dev/null) && [ "$out" = vm ] && break
+	sleep 0.2
+done
+is "$out" vm "... it answers again on $gaddr:8080"
+isnt "$(qemus)" "$q1" "... from a new QEMU (the old one is gone)"
+is "$(ip -o link show "$tap" 2>/dev/null | grep -o "master $BR")" "master $BR" "... behind a new TAP of the same name"
+
 # the leak check: down takes the VM (QEMU, its TAP) with everything else
 q=$(qemus)
 isnt "$q" "" "a QEMU runs for the VM service"

@@ -127,8 +127,21 @@ if command -v qemu-system-x86_64 >/dev/null && [ -e /var/lib/moat/vm/kernels/cur
 	like "$out" "^[0-9]" "... it printed a kernel release"
 	isnt "$out" "$(uname -r)" "... the guest's own kernel ($out, the host $(uname -r))"
 	[ -s "$TEST_TMP/vm.err" ] && diag "$(head -5 "$TEST_TMP/vm.err")"
+	# a terminal (-t: conmon's console socket) and exec into the running VM (podman exec)
+	printf '#!/bin/bash\nstty rows 30 cols 90\n%s\n' "$(declare -f pm); pm run --rm -t --annotation moat.isolation=vm \
+		${ulimits[*]} --cgroup-parent $cgparent $img /bin/sh -c 'tty; stty size'" >"$TEST_TMP/pm-tty.sh"
+	out=$(P="$P" runtime="$runtime" CONTAINERS_CONF="$CONTAINERS_CONF" TMPDIR="$TMPDIR" \
+		script -qec "bash $TEST_TMP/pm-tty.sh" /dev/null 2>&1 </dev/null | tr -d '\r')
+	like "$out" "/dev/pts/[0-9]+" "run -t in a VM: the process has a terminal"
+	like "$out" "30 90" "... of the caller's size"
+	id=$(pm run -d --annotation moat.isolation=vm "${ulimits[@]}" --cgroup-parent "$cgparent" "$img" /bin/sleep 600)
+	out=$(pm exec "$id" /bin/sh -c 'uname -r; cat /proc/1/comm' 2>&1)
+	is "$out" "$(printf '%s\ninit' "$(pm exec "$id" uname -r 2>/dev/null)")" "podman exec runs in the VM (its init is PID 1)"
+	isnt "$(head -1 <<<"$out")" "$(uname -r)" "... under the guest's kernel"
+	is "$(pm inspect -f '{{.State.Status}}' "$id" 2>&1)" running "podman sees the VM container running"
+	ok "podman rm -f of the VM container" pm rm -f -t 0 "$id"
 else
-	skip "no QEMU, guest kernel or moat binary next to the runtime (scripts/deps.sh)" 3
+	skip "no QEMU, guest kernel or moat binary next to the runtime (scripts/deps.sh)" 8
 fi
 
 podman_cleanup
