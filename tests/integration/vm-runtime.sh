@@ -60,6 +60,11 @@ pids=$(rt ps --format json "$id" 2>/dev/null)
 is "$(jq -r "(index($mon) != null) and (index($qemu) != null)" <<<"$pids" 2>/dev/null)" true \
 	"ps lists the monitor and QEMU ($pids)"
 
+ev=$(rt events --stats "$id" 2>&1)
+is "$(jq -r .type <<<"$ev" 2>/dev/null)" stats "events --stats of a VM container: a stats event"
+mem=$(jq -r '.data.memory.usage.usage // 0' <<<"$ev" 2>/dev/null)
+[ "${mem:-0}" -gt $((20 << 20)) ] && pass "... its memory is QEMU's ($((mem >> 20)) MiB)" ||
+	fail "... its memory is QEMU's (got '$mem': $(head -c 300 <<<"$ev"))"
 ok "pause" rt pause "$id"
 is "$(status_of "$id")" paused "state: paused"
 is "$(cat "$(cgdir freezer "$id")/freezer.state" 2>/dev/null)" FROZEN "the cgroup is frozen"
