@@ -27,6 +27,7 @@
 /* proto.h (not ours) has a nested comment opener (-Wcomment) and uses ssize_t
  * without <sys/types.h>: tolerate both until it is fixed. */
 #include "vm/proto.h"
+#include "vm/qemu_root.h"
 
 #define DEFAULT_QEMU "qemu-system-x86_64"
 #define DEFAULT_MEM_MIB 256u
@@ -402,16 +403,28 @@ static int find_exe(const char *name, char **out, struct moat_error **err)
                                 name);
 }
 
+/* What the child reports on the error pipe when it does not get to QEMU. */
+struct child_fail {
+        int err;
+        int step; /* MOAT_VM_ROOT_STEP_* */
+        int item; /* the root's entry, or -1 */
+};
+
 /* In the forked child: async-signal-safe calls only. */
 /* The VMM runs with as little as it needs: no network (its own empty network namespace: the
  * guest's network, when there is one, comes as an fd), its own IPC and UTS namespaces and a
- * private mount namespace, no capability at all (it opens only files its uid owns: the images,
- * the socket, /dev/kvm), and no_new_privs; on top of QEMU's own seccomp sandbox (-sandbox). */
-static int confine(void)
+ * mount namespace whose root is a tmpfs holding only its own files (vm/qemu_root.h), no
+ * capability at all, and no_new_privs; on top of QEMU's own seccomp sandbox (-sandbox). */
+static int confine(struct moat_vm_qemu_root *root, struct child_fail *f)
 {
+        f->step = MOAT_VM_ROOT_STEP_SETUP;
         if (unshare(CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNS) < 0 ||
             mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
                 return -1;
+        if (root->enabled && moat_vm_qemu_root_enter(root, &f->step, &f->item) < 0)
+                return -1;
+        f->step = MOAT_VM_ROOT_STEP_SETUP;
+        f->item = -1;
         for (int cap = 0; cap <= 63; cap++)
                 if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
                         return -1;
@@ -425,9 +438,9 @@ static int confine(void)
 }
 
 __attribute__((noreturn)) static void child_exec(const char *exe, char **argv, int nullfd, int logfd, int errfd,
-                                                 int tapfd)
+                                                 int tapfd, struct moat_vm_qemu_root *root)
 {
-        int e;
+        struct child_fail f = { .step = MOAT_VM_ROOT_STEP_SETUP, .item = -1 };
 
         /* the VMM does not outlive moat: a SIGKILLed moat takes its VM with it */
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() == 1)
@@ -450,12 +463,13 @@ __attribute__((noreturn)) static void child_exec(const char *exe, char **argv, i
                 goto fail;
         errfd = 3;
         moat_signals_reset();
-        if (confine() < 0)
+        if (confine(root, &f) < 0)
                 goto fail;
+        f.step = MOAT_VM_ROOT_STEP_EXEC;
         execv(exe, argv);
 fail:
-        e = errno;
-        (void)!write(errfd, &e, sizeof(e));
+        f.err = errno;
+        (void)!write(errfd, &f, sizeof(f));
         _exit(127);
 }
 
@@ -464,7 +478,9 @@ int moat_vm_qemu_spawn(const struct moat_vm_qemu_opts *o, pid_t *pid_out, int *p
         _cleanup_strv_ char **argv = NULL;
         _cleanup_free_ char *exe = NULL;
         _cleanup_close_ int nullfd = -EBADF, logfd = -EBADF, pidfd = -EBADF;
-        int pipefd[2] = { -EBADF, -EBADF }, child_errno = 0;
+        int pipefd[2] = { -EBADF, -EBADF };
+        struct child_fail f = { 0 };
+        _cleanup_(moat_vm_qemu_root_free) struct moat_vm_qemu_root root = { 0 };
         _cleanup_pid_ pid_t pid = 0;
         ssize_t n;
         int r;
@@ -485,6 +501,9 @@ int moat_vm_qemu_spawn(const struct moat_vm_qemu_opts *o, pid_t *pid_out, int *p
                 if (logfd < 0)
                         return moat_error_set(err, errno, "cannot open the console log '%s'", o->console_log);
         }
+        r = moat_vm_qemu_root_prepare(o, exe, &root, err);
+        if (r < 0)
+                return r;
         if (pipe2(pipefd, O_CLOEXEC) < 0)
                 return moat_error_set(err, errno, "cannot create a pipe");
         pid = fork();
@@ -495,14 +514,23 @@ int moat_vm_qemu_spawn(const struct moat_vm_qemu_opts *o, pid_t *pid_out, int *p
                 return r;
         }
         if (pid == 0)
-                child_exec(exe, argv, nullfd, logfd, pipefd[1], o->net ? o->tap_fd : -1);
+                child_exec(exe, argv, nullfd, logfd, pipefd[1], o->net ? o->tap_fd : -1, &root);
         close(pipefd[1]);
         do
-                n = read(pipefd[0], &child_errno, sizeof(child_errno));
+                n = read(pipefd[0], &f, sizeof(f));
         while (n < 0 && errno == EINTR);
         close(pipefd[0]);
+        if (n > 0 && n != sizeof(f))
+                return moat_error_set(err, EIO, "cannot run '%s'", exe);
+        if (n > 0 && f.item >= 0 && (size_t)f.item < root.n)
+                return moat_error_set(err, f.err, "cannot run '%s' confined: %s %s '%s'", exe,
+                                      moat_vm_qemu_root_step_name(f.step), root.ents[f.item].what,
+                                      root.ents[f.item].path);
+        if (n > 0 && f.step == MOAT_VM_ROOT_STEP_EXEC)
+                return moat_error_set(err, f.err, "cannot run '%s'", exe);
         if (n > 0)
-                return moat_error_set(err, n == sizeof(child_errno) ? child_errno : EIO, "cannot run '%s'", exe);
+                return moat_error_set(err, f.err, "cannot run '%s' confined: %s", exe,
+                                      moat_vm_qemu_root_step_name(f.step));
         pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
         if (pidfd < 0)
                 return moat_error_set(err, errno, "pidfd_open(%d) for '%s'", (int)pid, exe);

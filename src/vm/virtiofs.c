@@ -292,6 +292,28 @@ static bool wait_gone(int pidfd, int ms)
         return r > 0;
 }
 
+int moat_vm_vfsd_reap(struct moat_vm_vfsd *d, char *buf, size_t len)
+{
+        int status = 0;
+        pid_t r;
+
+        if (d->pid <= 0)
+                return -ECHILD;
+        do
+                r = waitpid(d->pid, &status, 0);
+        while (r < 0 && errno == EINTR);
+        if (r != d->pid)
+                snprintf(buf, len, "gone");
+        else if (WIFSIGNALED(status))
+                snprintf(buf, len, "killed by signal %d", WTERMSIG(status));
+        else
+                snprintf(buf, len, "exit status %d", WEXITSTATUS(status));
+        close(d->pidfd);
+        d->pid = 0;
+        d->pidfd = -EBADF;
+        return 0;
+}
+
 void moat_vm_vfsd_stop(struct moat_vm_vfsd *d)
 {
         if (d->pid > 0) {

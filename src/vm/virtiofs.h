@@ -51,5 +51,10 @@ int moat_vm_vfsd_start(const char *state_dir, const struct moat_vm_share *s, siz
  * zeroed struct and twice. */
 void moat_vm_vfsd_stop(struct moat_vm_vfsd *d);
 
+/* The daemon's pidfd became readable (it is gone): reaps it (d->pid 0 after) and describes how
+ * it ended in buf ("killed by signal 9", "exit status 1").  0, or -ECHILD when it was not
+ * running. */
+int moat_vm_vfsd_reap(struct moat_vm_vfsd *d, char *buf, size_t len);
+
 /* The virtiofsd argv for a staging dir, the socket as fd 3 (NULL-terminated; strv_free). */
 int moat_vm_vfsd_argv(const char *exe, const char *dir, char ***argv);

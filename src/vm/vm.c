@@ -335,7 +335,7 @@ static int relay(struct vm *v, struct moat_error **err)
 {
         int64_t boot_deadline = now_ms() + MOAT_VM_BOOT_TIMEOUT_MS;
         for (;;) {
-                struct pollfd p[4 + MOAT_VM_EXEC_HOST_MAX_POLL] = {
+                struct pollfd p[5 + MOAT_VM_EXEC_HOST_MAX_POLL] = {
                         { .fd = v->pidfd, .events = POLLIN },
                         { .fd = v->cfd >= 0 ? v->cfd : v->lfd, .events = POLLIN },
                         { .fd = v->stdin_open && v->cfd >= 0 && v->hello ? v->o->in : -1, .events = POLLIN },
@@ -345,7 +345,10 @@ static int relay(struct vm *v, struct moat_error **err)
                                                             !v->started && !v->exited);
                 int64_t deadline = v->exited ? v->exit_deadline : v->hello ? -1 : boot_deadline;
                 int timeout = deadline < 0 ? -1 : (int)(deadline - now_ms() > 0 ? deadline - now_ms() : 0);
-                int n = poll(p, 4 + n_exec, timeout);
+                /* the shares' virtiofsd: the guest's bind mounts hang without it */
+                struct pollfd *vfsd = &p[4 + n_exec];
+                *vfsd = (struct pollfd){ .fd = v->vfsd.pid > 0 ? v->vfsd.pidfd : -1, .events = POLLIN };
+                int n = poll(p, 5 + n_exec, timeout);
                 if (n < 0 && errno != EINTR)
                         return moat_error_set(err, errno, "poll");
                 if (n == 0) {
@@ -371,6 +374,21 @@ static int relay(struct vm *v, struct moat_error **err)
                 if (p[2].revents)
                         stdin_ready(v);
                 moat_vm_exec_host_poll_done(v->exec, p + 4, n_exec, v->cfd, v->started && !v->exited);
+                if (vfsd->revents && v->vfsd.pid > 0) {
+                        char how[64];
+                        pid_t pid = v->vfsd.pid;
+                        (void)moat_vm_vfsd_reap(&v->vfsd, how, sizeof how);
+                        /* QEMU's end ends it too (its client gone): then QEMU's error, below */
+                        struct pollfd q = { .fd = v->pidfd, .events = POLLIN };
+                        if (!p[0].revents && poll(&q, 1, 200) > 0)
+                                p[0].revents = q.revents;
+                        if (!v->exited && !p[0].revents) {
+                                _cleanup_free_ char *tail = console_tail(v->console);
+                                return moat_error_input(err, -ECHILD, "virtiofsd (pid %d), which serves the bind "
+                                                        "mounts of '%s', ended (%s) while the VM ran: VM stopped; "
+                                                        "its console:\n%s", (int)pid, v->o->id, how, tail);
+                        }
+                }
                 if (p[0].revents) { /* QEMU is gone: read what the guest still said */
                         if (v->cfd >= 0)
                                 (void)channel_ready(v, err);

@@ -48,8 +48,30 @@ if [ -n "$q" ]; then
 	is "$(awk '/^CapBnd:/ {print $2}' /proc/"$q"/status)" 0000000000000000 "... none in its bounding set either"
 	is "$(awk '/^NoNewPrivs:/ {print $2}' /proc/"$q"/status)" 1 "... with no_new_privs"
 	isnt "$(readlink /proc/"$q"/ns/net)" "$(readlink /proc/self/ns/net)" "... in a network namespace of its own"
+	# its root: a read-only tmpfs with /usr, a few devices and its own files, nothing else
+	R=/proc/$q/root
+	[ ! -e "$R/etc/passwd" ] && [ ! -e "$R/home" ] && [ ! -e "$R/root" ] && [ ! -e "$R/proc/self" ] &&
+		[ ! -e "$R/sys/kernel" ] && [ ! -e "$R$STORE/images" ] && pass "QEMU's root has no /etc/passwd, /home, /root, /proc, /sys, image store" ||
+		fail "QEMU's root has no /etc/passwd, /home, /root, /proc, /sys, image store ($(ls "$R" | tr '\n' ' '))"
+	[ -x "$R/usr/bin/qemu-system-x86_64" ] && [ -e "$R/bin/sh" ] && [ -c "$R/dev/null" ] && pass "... it has /usr (and /bin through usr), /dev/null" || fail "... it has /usr, /dev/null"
+	args=$(tr '\0' '\n' </proc/"$q"/cmdline)
+	kern=$(sed -n '/^-kernel$/{n;p}' <<<"$args")
+	vda=$(grep -o 'node-name=vda,.*' <<<"$args" | sed 's/.*file.filename=//; s/,.*//')
+	vdb=$(grep -o 'node-name=vdb,.*' <<<"$args" | sed 's/.*file.filename=//; s/,.*//')
+	[ -f "$R$kern" ] && [ -f "$R$vda" ] && [ -f "$R$vdb" ] && pass "... its kernel and disks at their paths" ||
+		fail "... its kernel and disks at their paths ('$kern' '$vda' '$vdb')"
+	mi=$(cat /proc/"$q"/mountinfo)
+	diag "QEMU's mountinfo:"
+	diag "$mi"
+	like "$(awk '$5 == "/" {print $6, $(NF - 2)}' <<<"$mi")" "^ro,.* tmpfs$" "... its / a read-only tmpfs"
+	like "$(awk '$5 == "/usr" {print $6}' <<<"$mi")" "^ro," "... /usr read-only"
+	is "$(awk -v d="$vdb" '$5 == d {print substr($6, 1, 3)}' <<<"$mi")" "rw," "... only the writable disk and the console log writable"
+	is "$(awk '$6 ~ /^rw/ {print $5}' <<<"$mi" | grep -vcE '^/dev/(null|zero|urandom|kvm)$|/(rw\.ext4|console\.log)$')" 0 \
+		"... nothing else writable"
+	is "$(awk '{print $5}' <<<"$mi" | grep -vcE '^/$|^/usr$|^/etc/ld\.so\.cache$|^/dev/(null|zero|urandom|kvm)$|/vmlinux$|/initramfs-[^/]*$|/(img-[^/]*|root|rw)\.ext4$|/console\.log$|/vm\.sock$')" 0 \
+		"... and no mount but those ($(awk '{print $5}' <<<"$mi" | wc -l) mounts)"
 else
-	for k in 1 2 3 4; do fail "a QEMU runs while the process runs"; done
+	for k in 1 2 3 4 5 6 7 8 9 10 11; do fail "a QEMU runs while the process runs"; done
 fi
 kill -TERM "$p"
 wait "$p"

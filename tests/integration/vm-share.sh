@@ -4,8 +4,9 @@
 # VM serves a staging tree made in its own mount namespace.  Checked: host -> guest and guest ->
 # host through a rw share, a ro share refusing writes (the host dir unchanged), a single file
 # bound onto /etc/hosts, the raw staging tree out of the process's sight, a missing source and a
-# missing virtiofsd failing clearly with nothing started, and nothing left (virtiofsd, QEMU,
-# mounts, state).  Two boots under TCG.
+# missing virtiofsd failing clearly with nothing started, virtiofsd killed while the VM runs
+# ending it with an error naming virtiofsd, QEMU's own root holding the virtiofs socket, and
+# nothing left (virtiofsd, QEMU, mounts, state).  Three boots under TCG.
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
@@ -77,6 +78,10 @@ if [ -n "$v" ]; then
 else
 	for k in 1 2 3; do fail "a virtiofsd serves the VM while it runs"; done
 fi
+q=$(pgrep -f "qemu-system-x86_64.*$TEST_TMP/rtroot" | head -1)
+vs=$([ -n "$q" ] && tr '\0' '\n' </proc/"$q"/cmdline | grep -o 'socket,id=vfs,path=.*' | cut -d= -f3)
+[ -n "$vs" ] && [ -S "/proc/$q/root$vs" ] && pass "QEMU's own root holds the virtiofs socket ($vs)" ||
+	fail "QEMU's own root holds the virtiofs socket ('$vs')"
 ok "start" "${RT[@]}" start "$vid"
 for ((i = 0; i < 300; i++)); do [ "$("${RT[@]}" state "$vid" | jq -r .status)" = stopped ] && break; sleep 0.1; done
 is "$(cat "$TEST_TMP/rt.out")" "10.1.2.3 moat-share-test
@@ -98,6 +103,32 @@ isnt "$?" 0 "moat-runtime create with a bind whose source does not exist fails"
 like "$(cat "$TEST_TMP/rt.err")" "$TEST_TMP/not-there.*does not exist" "... naming the missing source"
 "${RT[@]}" delete --force "$vid2" >/dev/null 2>&1
 is "$(mine)" "" "... and nothing was started"
+
+# virtiofsd killed while the VM runs: moat run ends at once with an error naming it
+run -v "$RW:/data" localhost/vmshare:1 -- /bin/sh -c 'echo running; exec sleep 100' >"$TEST_TMP/kill.out" 2>"$TEST_TMP/kill.err" &
+p=$!
+for ((i = 0; i < 600; i++)); do has running "$TEST_TMP/kill.out" && break; sleep 0.1; done
+v=$(pgrep -f "virtiofsd.*$STORE" | head -1)
+if [ -n "$v" ]; then
+	start=$(date +%s%N)
+	kill -9 "$v"
+	for ((i = 0; i < 150; i++)); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+	ms=$((($(date +%s%N) - start) / 1000000))
+	if kill -0 "$p" 2>/dev/null; then
+		fail "virtiofsd killed: moat run ends (still running after 15 s)"
+		kill -9 "$p"
+	else
+		pass "virtiofsd killed: moat run ends ($ms ms)"
+	fi
+	wait "$p"
+	is "$?" 125 "... with an error (125)"
+	like "$(cat "$TEST_TMP/kill.err")" "virtiofsd.*killed by signal 9.*VM stopped" "... naming virtiofsd and how it ended"
+	is "$(mine)" "" "... and no QEMU or virtiofsd is left"
+else
+	kill "$p"
+	wait "$p"
+	for k in 1 2 3 4; do fail "a virtiofsd runs for a VM with a share"; done
+fi
 
 # virtiofsd missing: a clear error naming it and its package, only for VMs with binds
 out=$(MOAT_VM_VIRTIOFSD=/usr/lib/qemu/virtiofsd-missing run -v "$RW:/data" localhost/vmshare:1 -- true 2>&1)

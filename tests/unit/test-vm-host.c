@@ -412,6 +412,8 @@ static void test_spawn(void)
         pid_t pid = 0;
         FILE *f;
 
+        /* the fds are listed through /proc, into our tmpdir: both out of QEMU's own root (below) */
+        setenv("MOAT_VM_NO_ROOT_CONFINE", "1", 1);
         f = fopen(script, "we");
         if (!f)
                 abort();
@@ -479,6 +481,86 @@ static void test_spawn(void)
         o.qemu = "no-such-qemu-binary";
         ok(moat_vm_qemu_spawn(&o, &pid, &pidfd, &err) < 0, "a qemu not in $PATH is an error");
         contains(err ? err->msg : NULL, "qemu-system-x86", "saying which package");
+        unsetenv("MOAT_VM_NO_ROOT_CONFINE");
+}
+
+/* QEMU's own root (vm/qemu_root.h): a fake QEMU reports what it sees on stderr (the console
+ * log, one of the few writable files in there). */
+static void test_spawn_root(void)
+{
+        _cleanup_free_ char *script = tpath("root-qemu"), *log = tpath("root.log"), *kern = tpath("root-k"),
+                            *disk = tpath("root-vda"), *rw = tpath("root-vdb"), *sock = tpath("root.sock"),
+                            *other = tpath("root-other");
+        _cleanup_free_ char *text = NULL;
+        _cleanup_error_ struct moat_error *err = NULL;
+        _cleanup_close_ int lsock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        struct moat_vm_qemu_opts o = { .accel = MOAT_VM_ACCEL_TCG, .kernel = kern, .ctl_socket = sock,
+                                       .root_disk = disk, .rw_disk = rw, .console_log = log,
+                                       .cmdline_extra = "tsc_early_khz=1000" };
+        int pidfd = -EBADF, status = -1;
+        size_t len;
+        pid_t pid = 0;
+        FILE *f;
+
+        if (geteuid() != 0) {
+                skip_one("QEMU's root needs root (mount namespaces)");
+                return;
+        }
+        snprintf(sa.sun_path, sizeof sa.sun_path, "%s", sock);
+        ok(lsock >= 0 && bind(lsock, (struct sockaddr *)&sa, sizeof sa) == 0, "a socket standing in for the channel");
+        put("root-k", "K");
+        put("root-vda", "D");
+        put("root-vdb", "W");
+        put("root.log", "");
+        put("root-other", "not for QEMU");
+        f = fopen(script, "we");
+        if (!f)
+                abort();
+        fprintf(f, "#!/bin/sh\nexec 2>>%s\n"
+                   "for p in /etc/passwd /home /proc/self /sys/kernel %s %s %s %s; do\n"
+                   "  [ -e \"$p\" ] && echo \"has $p\" || echo \"no $p\"; done >&2\n"
+                   "[ -S %s ] && echo socket-there >&2\n"
+                   "(echo x >>%s) 2>/dev/null && echo kernel-writable >&2 || echo kernel-ro >&2\n"
+                   "(echo x >>%s) 2>/dev/null && echo vdb-writable >&2 || echo vdb-ro >&2\n"
+                   "(: >/new) 2>/dev/null && echo root-writable >&2 || echo root-ro >&2\n"
+                   "echo pwd=$(pwd) >&2\nexit 5\n",
+                log, kern, disk, rw, other, sock, kern, rw);
+        fclose(f);
+        chmod(script, 0755);
+        o.qemu = script;
+        is_int(moat_vm_qemu_spawn(&o, &pid, &pidfd, &err), 0, "spawn a fake qemu in its own root");
+        if (err)
+                printf("# %s\n", err->msg);
+        if (pid > 0)
+                waitpid(pid, &status, 0);
+        if (pidfd >= 0)
+                close(pidfd);
+        ok(WIFEXITED(status) && WEXITSTATUS(status) == 5, "it ran (status 0x%x)", status);
+        if (read_file_at(AT_FDCWD, log, &text, &len) < 0)
+                text = strdup("");
+        for (char *c = strdup(text), *save = NULL, *l = strtok_r(c, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
+                printf("# %s\n", l);
+        contains(text, "no /etc/passwd\nno /home\nno /proc/self\nno /sys/kernel\n", "no /etc, /home, /proc, /sys");
+        {
+                _cleanup_free_ char *want = NULL;
+                (void)!asprintf(&want, "has %s\nhas %s\nhas %s\nno %s\n", kern, disk, rw, other);
+                contains(text, want, "its kernel and disks at their paths, not the rest of their directory");
+        }
+        contains(text, "socket-there", "the control socket");
+        contains(text, "kernel-ro", "the kernel read-only");
+        contains(text, "vdb-writable", "the writable disk writable");
+        contains(text, "root-ro", "the root read-only");
+        contains(text, "pwd=/\n", "cwd /");
+        {
+                _cleanup_free_ char *t2 = NULL;
+                ok(read_file_at(AT_FDCWD, kern, &t2, &len) >= 0 && STREQ(t2, "K"), "the kernel is unchanged");
+        }
+
+        o.kernel = "/nonexistent-kernel";
+        pid = 0;
+        ok(moat_vm_qemu_spawn(&o, &pid, &pidfd, &err) < 0 && pid == 0, "a missing kernel: QEMU not started");
+        contains(err ? err->msg : NULL, "the guest kernel '/nonexistent-kernel'", "naming it");
 }
 
 /* ---- the real boot ---- */
@@ -623,6 +705,7 @@ int main(void)
         test_kernel();
         test_initramfs();
         test_spawn();
+        test_spawn_root();
         test_boot();
         rm_rf_at(AT_FDCWD, tmpdir);
         return done_testing();
