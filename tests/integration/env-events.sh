@@ -50,17 +50,6 @@ leftovers() {
 		[ "$(sed 's/.*) //' "/proc/$1/stat" | cut -c1)" != Z ] && out+="supervisor($(cut -d' ' -f3 "/proc/$1/stat")) "
 	printf '%s' "$out"
 }
-# events_json TYPE [SERVICE]: the recorded events of that type (JSON lines)
-events_of() { "${MOAT[@]}" events -p "$P" --format json | jq -c --arg t "$1" --arg s "${2:-}" \
-	'select(.type == $t and ($s == "" or .service == $s))'; }
-wait_event() { # TYPE SERVICE: up to 10 s
-	local i
-	for ((i = 0; i < 100; i++)); do
-		[ -n "$(events_of "$1" "$2")" ] && return 0
-		sleep 0.1
-	done
-	return 1
-}
 # The NFLOG group is shared by every environment: another one's supervisor may hold it for a while.
 wait_nflog() {
 	local i

@@ -43,16 +43,6 @@ services:
       allow: ["web:81"]
 YAML
 F=(-f "$TEST_TMP/proj/compose.yaml" -p "$P")
-events_of() { "${MOAT[@]}" events -p "$P" --format json | jq -c --arg t "$1" --arg s "${2:-}" \
-	'select(.type == $t and ($s == "" or .service == $s))'; }
-wait_event() { # TYPE SERVICE: up to 10 s
-	local i
-	for ((i = 0; i < 100; i++)); do
-		[ -n "$(events_of "$1" "$2")" ] && return 0
-		sleep 0.1
-	done
-	return 1
-}
 qemus() { pgrep -f "qemu-system-x86_64.*$ENVDIR" | tr '\n' ' '; }
 
 start=$(date +%s%N)

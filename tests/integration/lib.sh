@@ -369,3 +369,16 @@ leftovers() {
 	[ -n "$l" ] && out+="processes($l) "
 	printf '%s' "$out"
 }
+
+# events_of TYPE [SERVICE]: environment P's recorded events of that type (JSON lines);
+# wait_event TYPE SERVICE: until there is one, up to 10 s.
+events_of() { "${MOAT[@]}" events -p "$P" --format json | jq -c --arg t "$1" --arg s "${2:-}" \
+	'select(.type == $t and ($s == "" or .service == $s))'; }
+wait_event() { # TYPE SERVICE: up to 10 s
+	local i
+	for ((i = 0; i < 100; i++)); do
+		[ -n "$(events_of "$1" "$2")" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
