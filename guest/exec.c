@@ -176,6 +176,10 @@ static int start(uint32_t id, const uint8_t *p, size_t len)
                         snprintf(msg, sizeof msg, "cannot allocate a terminal: %s", strerror(-e));
                         goto fail;
                 }
+                if (c.rows || c.cols) { /* WINSIZE: the host's terminal's size */
+                        struct winsize ws = { .ws_row = c.rows, .ws_col = c.cols };
+                        (void)ioctl(master, TIOCSWINSZ, &ws);
+                }
         } else if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(er, O_CLOEXEC) < 0) {
                 snprintf(msg, sizeof msg, "pipe: %s", strerror(errno));
                 goto fail;

@@ -66,14 +66,12 @@ static int vm_started(pid_t pid, void *userdata, struct moat_error **err)
 static int exec_vm(const struct moat_runtime *rt, const struct moat_exec_opts *o, const struct moat_spec *spec,
                    int *status, struct moat_error **err)
 {
-        if (o->console_socket)
-                return moat_error_input(err, -EOPNOTSUPP, "a terminal for exec into a VM is not supported yet");
         _cleanup_free_ char *state_dir = NULL;
         if (asprintf(&state_dir, "%s/%s", rt->root, o->id) < 0)
                 return -ENOMEM;
         struct moat_vm_exec_opts vo = { .id = o->id, .state_dir = state_dir, .spec = spec, .process = o->process,
                                         .started = vm_started, .userdata = (void *)o->pid_file, .detach = o->detach,
-                                        .in = 0, .out = 1, .err = 2 };
+                                        .in = 0, .out = 1, .err = 2, .console_socket = o->console_socket };
         return moat_vm_exec(&vo, status, err);
 }
 

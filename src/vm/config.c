@@ -14,12 +14,6 @@
 #include "vm/config.h"
 #include "vm/proto.h"
 
-static void put_u64(uint8_t *p, uint64_t v)
-{
-        moat_vm_put_u32(p, (uint32_t)v);
-        moat_vm_put_u32(p + 4, (uint32_t)(v >> 32));
-}
-
 static void put_mount(struct moat_vm_tlv_writer *w, uint8_t kind, const char *src, const char *dst, const char *opts)
 {
         const char *parts[3] = { src ? src : "", dst ? dst : "", opts ? opts : "" };
@@ -128,23 +122,6 @@ static int put_mounts(const struct moat_spec *s, struct moat_vm_tlv_writer *w, s
         return 0;
 }
 
-static int put_seccomp(const struct moat_spec *s, struct moat_vm_tlv_writer *w, struct moat_error **err)
-{
-        if (!s->linux_.seccomp)
-                return 0;
-        _cleanup_seccomp_prog_ struct moat_seccomp_prog *p = NULL;
-        int r = moat_seccomp_build(s->linux_.seccomp, &p, err);
-        if (r < 0)
-                return r;
-        if (moat_seccomp_uses_notify(p))
-                return moat_error_input(err, -EOPNOTSUPP, "'linux.seccomp': SCMP_ACT_NOTIFY cannot reach a "
-                                        "listener from inside a VM");
-        unsigned n = 0;
-        const void *filter = moat_seccomp_prog_filter(p, &n);
-        moat_vm_tlv_put(w, MOAT_VM_T_SECCOMP, filter, (size_t)n * 8);
-        return 0;
-}
-
 /* The network annotations (vm/config.h): all three or none. */
 static int put_net(const struct moat_spec *s, struct moat_vm_tlv_writer *w, struct moat_vm_net *net,
                    struct moat_error **err)
@@ -186,6 +163,55 @@ static int put_net(const struct moat_spec *s, struct moat_vm_tlv_writer *w, stru
         return 0;
 }
 
+int moat_vm_process_tlv(struct moat_vm_tlv_writer *w, const struct moat_process *p,
+                        const struct moat_seccomp *seccomp, struct moat_error **err)
+{
+        for (char **a = p->args; a && *a; a++)
+                moat_vm_tlv_put_str(w, MOAT_VM_T_ARG, *a);
+        for (char **e = p->env; e && *e; e++)
+                moat_vm_tlv_put_str(w, MOAT_VM_T_ENV, *e);
+        moat_vm_tlv_put_str(w, MOAT_VM_T_CWD, p->cwd && *p->cwd ? p->cwd : "/");
+        uint8_t ug[8];
+        moat_vm_put_u32(ug, p->uid);
+        moat_vm_put_u32(ug + 4, p->gid);
+        moat_vm_tlv_put(w, MOAT_VM_T_USER, ug, sizeof ug);
+        for (size_t i = 0; i < p->n_additional_gids; i++)
+                moat_vm_tlv_put_u32(w, MOAT_VM_T_GROUP, p->additional_gids[i]);
+        moat_vm_tlv_put_u32(w, MOAT_VM_T_UMASK, p->has_umask ? p->umask : 022);
+        if (p->terminal)
+                moat_vm_tlv_put(w, MOAT_VM_T_TERMINAL, NULL, 0);
+        for (size_t i = 0; i < p->n_rlimits; i++) {
+                uint8_t rl[20];
+                moat_vm_put_u32(rl, (uint32_t)p->rlimits[i].resource);
+                moat_vm_put_u64(rl + 4, p->rlimits[i].soft);
+                moat_vm_put_u64(rl + 12, p->rlimits[i].hard);
+                moat_vm_tlv_put(w, MOAT_VM_T_RLIMIT, rl, sizeof rl);
+        }
+        if (p->no_new_privileges)
+                moat_vm_tlv_put(w, MOAT_VM_T_NO_NEW_PRIVS, NULL, 0);
+        if (p->has_caps) {
+                static const enum moat_cap_set order[5] = { MOAT_CAP_BOUNDING, MOAT_CAP_EFFECTIVE, MOAT_CAP_PERMITTED,
+                                                            MOAT_CAP_INHERITABLE, MOAT_CAP_AMBIENT };
+                uint8_t caps[40];
+                for (int i = 0; i < 5; i++)
+                        moat_vm_put_u64(caps + 8 * i, p->caps[order[i]]);
+                moat_vm_tlv_put(w, MOAT_VM_T_CAPS, caps, sizeof caps);
+        }
+        if (!seccomp)
+                return 0;
+        _cleanup_seccomp_prog_ struct moat_seccomp_prog *prog = NULL;
+        int r = moat_seccomp_build(seccomp, &prog, err);
+        if (r < 0)
+                return r;
+        if (moat_seccomp_uses_notify(prog))
+                return moat_error_input(err, -EOPNOTSUPP, "'linux.seccomp': SCMP_ACT_NOTIFY cannot reach a "
+                                        "listener from inside a VM");
+        unsigned n = 0;
+        const void *filter = moat_seccomp_prog_filter(prog, &n);
+        moat_vm_tlv_put(w, MOAT_VM_T_SECCOMP, filter, (size_t)n * 8);
+        return 0;
+}
+
 int moat_vm_config_build(const struct moat_spec *s, struct moat_vm_config *out, struct moat_error **err)
 {
         const struct moat_process *p = s->process;
@@ -193,46 +219,15 @@ int moat_vm_config_build(const struct moat_spec *s, struct moat_vm_config *out, 
         if (!p || !p->args || !p->args[0])
                 return moat_error_input(err, -EINVAL, "'process.args' is empty: nothing to run in the VM");
         struct moat_vm_tlv_writer w = { 0 };
-        for (char **a = p->args; *a; a++)
-                moat_vm_tlv_put_str(&w, MOAT_VM_T_ARG, *a);
-        for (char **e = p->env; e && *e; e++)
-                moat_vm_tlv_put_str(&w, MOAT_VM_T_ENV, *e);
-        moat_vm_tlv_put_str(&w, MOAT_VM_T_CWD, p->cwd ? p->cwd : "/");
+        int r = moat_vm_process_tlv(&w, p, s->linux_.seccomp, err);
         if (s->hostname)
                 moat_vm_tlv_put_str(&w, MOAT_VM_T_HOSTNAME, s->hostname);
-        uint8_t ug[8];
-        moat_vm_put_u32(ug, p->uid);
-        moat_vm_put_u32(ug + 4, p->gid);
-        moat_vm_tlv_put(&w, MOAT_VM_T_USER, ug, sizeof ug);
-        for (size_t i = 0; i < p->n_additional_gids; i++)
-                moat_vm_tlv_put_u32(&w, MOAT_VM_T_GROUP, p->additional_gids[i]);
-        moat_vm_tlv_put_u32(&w, MOAT_VM_T_UMASK, p->has_umask ? p->umask : 022);
-        if (p->terminal)
-                moat_vm_tlv_put(&w, MOAT_VM_T_TERMINAL, NULL, 0);
-        for (size_t i = 0; i < p->n_rlimits; i++) {
-                uint8_t rl[20];
-                moat_vm_put_u32(rl, (uint32_t)p->rlimits[i].resource);
-                put_u64(rl + 4, p->rlimits[i].soft);
-                put_u64(rl + 12, p->rlimits[i].hard);
-                moat_vm_tlv_put(&w, MOAT_VM_T_RLIMIT, rl, sizeof rl);
-        }
-        if (p->no_new_privileges)
-                moat_vm_tlv_put(&w, MOAT_VM_T_NO_NEW_PRIVS, NULL, 0);
-        if (p->has_caps) {
-                static const enum moat_cap_set order[5] = { MOAT_CAP_BOUNDING, MOAT_CAP_EFFECTIVE, MOAT_CAP_PERMITTED,
-                                                            MOAT_CAP_INHERITABLE, MOAT_CAP_AMBIENT };
-                uint8_t caps[40];
-                for (int i = 0; i < 5; i++)
-                        put_u64(caps + 8 * i, p->caps[order[i]]);
-                moat_vm_tlv_put(&w, MOAT_VM_T_CAPS, caps, sizeof caps);
-        }
         uint8_t ro = s->root.readonly ? 1 : 0;
         moat_vm_tlv_put(&w, MOAT_VM_T_ROOT, &ro, 1);
-        int r = put_mounts(s, &w, out, err);
+        if (r >= 0)
+                r = put_mounts(s, &w, out, err);
         if (r >= 0)
                 r = put_net(s, &w, &out->net, err);
-        if (r >= 0)
-                r = put_seccomp(s, &w, err);
         if (r >= 0 && w.err)
                 r = moat_error_set(err, -w.err, "the VM's configuration");
         if (r < 0) {

@@ -45,6 +45,14 @@ struct moat_vm_config {
         struct moat_vm_net net;
 };
 
+/* The process part of CONFIG, and all of an EXEC (vm/proto.h): ARG ENV CWD USER GROUP UMASK
+ * TERMINAL RLIMIT NO_NEW_PRIVS CAPS, then SECCOMP compiled from seccomp (NULL: none; a profile
+ * with SCMP_ACT_NOTIFY is refused: no listener is reachable from the guest).  < 0 only for
+ * seccomp; the writer's own errors stay in w->err. */
+struct moat_vm_tlv_writer;
+int moat_vm_process_tlv(struct moat_vm_tlv_writer *w, const struct moat_process *p,
+                        const struct moat_seccomp *seccomp, struct moat_error **err);
+
 /* Errors name the config.json field that cannot go into a VM. */
 int moat_vm_config_build(const struct moat_spec *s, struct moat_vm_config *out, struct moat_error **err);
 void moat_vm_config_free(struct moat_vm_config *c);

@@ -48,11 +48,17 @@ struct moat_vm_exec_opts {
         void *userdata;
         bool detach;
         int in, out, err;               /* stdio to relay (in < 0: none) */
+        /* with process->terminal: the pty's master goes there and its slave is the stdio
+         * relayed (in, out, err unused); NULL: in, if a terminal, is set raw and followed */
+        const char *console_socket;
 };
-/* Runs the process in the VM, relays stdio and signals (INT TERM HUP QUIT USR1 USR2 WINCH...)
+/* Runs the process in the VM, relays stdio and signals (INT TERM HUP QUIT USR1 USR2 WINCH...;
+ * with a terminal WINCH is its resize)
  * until it exits: *status its exit status.  With detach, returns once it started and a
  * child of ours relays on (the pid file names that child). */
 int moat_vm_exec(const struct moat_vm_exec_opts *o, int *status, struct moat_error **err);
-/* The process part of CONFIG for EXEC (vm/proto.h); seccomp compiled from spec. */
-int moat_vm_exec_tlv(const struct moat_spec *spec, const struct moat_process *p, uint8_t **out, size_t *len,
-                     struct moat_error **err);
+/* The EXEC payload (vm/proto.h, without the session id): the process part of CONFIG
+ * (vm/config.h moat_vm_process_tlv), seccomp from spec; with p->terminal and tty >= 0 the size
+ * of tty as WINSIZE (the guest's pty gets it before the process runs). */
+int moat_vm_exec_tlv(const struct moat_spec *spec, const struct moat_process *p, int tty, uint8_t **out,
+                     size_t *len, struct moat_error **err);

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The client of exec into a VM (vm/exec.h): connects to the monitor's exec.sock, sends the
  * process, relays stdio and signals, returns the exit status.  Only libc, proto.c and the
- * seccomp compiler: the lean moat-runtime links it. */
+ * seccomp compiler: the lean moat-runtime links it.  With a terminal (process.terminal) the
+ * guest makes the process's pty; ours is a transport: the slave of --console-socket (its
+ * master sent there, as runc does) or our own terminal, raw; its size goes with the EXEC
+ * (WINSIZE) and its changes (SIGWINCH) as EXEC_RESIZE. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -9,68 +12,36 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "core/cleanup.h"
 #include "core/log.h"
 #include "core/util.h"
-#include "linux/seccomp.h"
+#include "vm/config.h"
 #include "vm/exec.h"
 #include "vm/proto.h"
+#include "vm/rtface.h"
 
-int moat_vm_exec_tlv(const struct moat_spec *spec, const struct moat_process *p, uint8_t **out, size_t *len,
-                     struct moat_error **err)
+int moat_vm_exec_tlv(const struct moat_spec *spec, const struct moat_process *p, int tty, uint8_t **out,
+                     size_t *len, struct moat_error **err)
 {
         if (!p || !p->args || !p->args[0])
                 return moat_error_input(err, -EINVAL, "the process's args are empty: nothing to run");
         struct moat_vm_tlv_writer w = { 0 };
-        for (char **a = p->args; *a; a++)
-                moat_vm_tlv_put_str(&w, MOAT_VM_T_ARG, *a);
-        for (char **e = p->env; e && *e; e++)
-                moat_vm_tlv_put_str(&w, MOAT_VM_T_ENV, *e);
-        moat_vm_tlv_put_str(&w, MOAT_VM_T_CWD, p->cwd && *p->cwd ? p->cwd : "/");
-        uint8_t ug[8];
-        moat_vm_put_u32(ug, p->uid);
-        moat_vm_put_u32(ug + 4, p->gid);
-        moat_vm_tlv_put(&w, MOAT_VM_T_USER, ug, sizeof ug);
-        for (size_t i = 0; i < p->n_additional_gids; i++)
-                moat_vm_tlv_put_u32(&w, MOAT_VM_T_GROUP, p->additional_gids[i]);
-        moat_vm_tlv_put_u32(&w, MOAT_VM_T_UMASK, p->has_umask ? p->umask : 022);
-        if (p->terminal)
-                moat_vm_tlv_put(&w, MOAT_VM_T_TERMINAL, NULL, 0);
-        for (size_t i = 0; i < p->n_rlimits; i++) {
-                uint8_t rl[20];
-                moat_vm_put_u32(rl, (uint32_t)p->rlimits[i].resource);
-                moat_vm_put_u64(rl + 4, p->rlimits[i].soft);
-                moat_vm_put_u64(rl + 12, p->rlimits[i].hard);
-                moat_vm_tlv_put(&w, MOAT_VM_T_RLIMIT, rl, sizeof rl);
-        }
-        if (p->no_new_privileges)
-                moat_vm_tlv_put(&w, MOAT_VM_T_NO_NEW_PRIVS, NULL, 0);
-        if (p->has_caps) {
-                static const enum moat_cap_set order[5] = { MOAT_CAP_BOUNDING, MOAT_CAP_EFFECTIVE, MOAT_CAP_PERMITTED,
-                                                            MOAT_CAP_INHERITABLE, MOAT_CAP_AMBIENT };
-                uint8_t caps[40];
-                for (int i = 0; i < 5; i++)
-                        moat_vm_put_u64(caps + 8 * i, p->caps[order[i]]);
-                moat_vm_tlv_put(&w, MOAT_VM_T_CAPS, caps, sizeof caps);
-        }
         /* as runc: an exec'd process gets the container's seccomp profile */
-        if (spec && spec->linux_.seccomp) {
-                _cleanup_seccomp_prog_ struct moat_seccomp_prog *prog = NULL;
-                int r = moat_seccomp_build(spec->linux_.seccomp, &prog, err);
-                if (r < 0) {
-                        moat_vm_tlv_free(&w);
-                        return r;
-                }
-                unsigned n = 0;
-                const void *filter = moat_seccomp_prog_filter(prog, &n);
-                moat_vm_tlv_put(&w, MOAT_VM_T_SECCOMP, filter, (size_t)n * 8);
+        int r = moat_vm_process_tlv(&w, p, spec ? spec->linux_.seccomp : NULL, err);
+        if (r < 0) {
+                moat_vm_tlv_free(&w);
+                return r;
         }
+        if (p->terminal && tty >= 0)
+                moat_vm_tlv_put_winsize(&w, tty);
         /* room for the session id the monitor puts in front */
         if (!w.err && w.len > MOAT_VM_MAX_FRAME - 1 - 4)
                 w.err = -EMSGSIZE;
@@ -87,6 +58,11 @@ int moat_vm_exec_tlv(const struct moat_spec *spec, const struct moat_process *p,
 struct client {
         const struct moat_vm_exec_opts *o;
         int sock, sigfd;
+        int in, out, err;       /* the stdio relayed: o's, or the terminal's slave */
+        int tty;                /* the terminal the process's pty follows in size; -1 none */
+        bool own_tty;           /* tty is our slave of --console-socket */
+        bool poll_size;         /* no SIGWINCH from tty: its size is checked every second */
+        uint8_t size[4];        /* its size as last sent */
         struct moat_vm_reader rd;
         bool started, exited, stdin_open;
         uint32_t pending_sig;
@@ -125,7 +101,7 @@ static void on_frame(struct client *c, uint8_t type, const uint8_t *p, size_t le
                 break;
         case MOAT_VM_EXEC_STDOUT:
         case MOAT_VM_EXEC_STDERR: {
-                int fd = type == MOAT_VM_EXEC_STDOUT ? c->o->out : c->o->err;
+                int fd = type == MOAT_VM_EXEC_STDOUT ? c->out : c->err;
                 if (fd >= 0 && len && write_all(fd, p, len) < 0 && errno != EPIPE)
                         moat_debug("exec in '%s': output lost: %s", c->o->id, strerror(errno));
                 break;
@@ -175,7 +151,7 @@ static void send_u32(struct client *c, uint8_t type, uint32_t v)
 static void stdin_ready(struct client *c)
 {
         char buf[MOAT_VM_MAX_DATA];
-        ssize_t n = read(c->o->in, buf, sizeof buf);
+        ssize_t n = read(c->in, buf, sizeof buf);
         if (n < 0 && (errno == EINTR || errno == EAGAIN))
                 return;
         if (n <= 0) {
@@ -186,11 +162,33 @@ static void stdin_ready(struct client *c)
         (void)moat_vm_send(c->sock, MOAT_VM_EXEC_STDIN, buf, (size_t)n);
 }
 
+/* The terminal's size to the process's pty, when it changed. */
+static void send_size(struct client *c)
+{
+        uint8_t b[4];
+        if (c->tty < 0 || moat_vm_tty_size(c->tty, b) < 0 || memcmp(b, c->size, sizeof b) == 0)
+                return;
+        memcpy(c->size, b, sizeof b);
+        (void)moat_vm_send(c->sock, MOAT_VM_EXEC_RESIZE, b, sizeof b);
+}
+
+/* Our slave of --console-socket as our controlling terminal, so that a resize of its master
+ * (TIOCSWINSZ) comes as SIGWINCH; when we cannot (a process group leader cannot setsid), its
+ * size is polled. */
+static void follow_tty(struct client *c)
+{
+        if (c->own_tty)
+                c->poll_size = !(setsid() >= 0 && ioctl(c->tty, TIOCSCTTY, 0) == 0);
+        send_size(c);
+}
+
 static void signal_ready(struct client *c)
 {
         struct signalfd_siginfo si;
         while (read(c->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
-                if (c->started)
+                if (si.ssi_signo == SIGWINCH && c->o->process->terminal)
+                        send_size(c); /* a resize of the terminal, not a signal for the process */
+                else if (c->started)
                         send_u32(c, MOAT_VM_EXEC_SIGNAL, si.ssi_signo);
                 else
                         c->pending_sig = si.ssi_signo;
@@ -208,13 +206,15 @@ static int relay(struct client *c, bool until_started, struct moat_error **err)
                 struct pollfd p[3] = {
                         { .fd = c->sock, .events = POLLIN },
                         { .fd = c->sigfd, .events = POLLIN },
-                        { .fd = c->stdin_open && c->started ? c->o->in : -1, .events = POLLIN },
+                        { .fd = c->stdin_open && c->started ? c->in : -1, .events = POLLIN },
                 };
-                if (poll(p, 3, -1) < 0) {
+                if (poll(p, 3, c->poll_size ? 1000 : -1) < 0) {
                         if (errno == EINTR)
                                 continue;
                         return moat_error_set(err, errno, "poll");
                 }
+                if (c->poll_size)
+                        send_size(c);
                 if (p[1].revents)
                         signal_ready(c);
                 if (p[2].revents)
@@ -244,14 +244,37 @@ static int not_started(struct client *c, struct moat_error **err)
 
 int moat_vm_exec(const struct moat_vm_exec_opts *o, int *status, struct moat_error **err)
 {
-        if (o->process && o->process->terminal)
-                return moat_error_input(err, -EOPNOTSUPP, "a terminal for exec into a VM is not supported yet");
+        if (!o->process)
+                return moat_error_input(err, -EINVAL, "no process to run");
+        struct client c = { .o = o, .sock = -EBADF, .sigfd = -EBADF, .in = o->in, .out = o->out, .err = o->err,
+                            .tty = -1 };
+        _cleanup_close_ int slave = -EBADF;
+        struct termios saved;
+        bool restore = false;
+        int r;
+        if (o->process->terminal && o->console_socket) {
+                /* as runc: the master goes to the socket, our stdio is the slave (raw: the
+                 * guest's pty is the process's terminal) */
+                r = moat_vm_pty_open(o->process, o->console_socket, &slave, err);
+                if (r < 0)
+                        return r;
+                c.in = c.out = c.err = c.tty = slave;
+                c.own_tty = true;
+        } else if (o->process->terminal && o->in >= 0 && isatty(o->in) && tcgetattr(o->in, &saved) == 0) {
+                /* our own terminal, raw while the process has it */
+                struct termios t = saved;
+                cfmakeraw(&t);
+                restore = tcsetattr(o->in, TCSANOW, &t) == 0;
+                c.tty = o->in;
+        }
+        c.stdin_open = c.in >= 0;
+        if (c.tty >= 0)
+                (void)moat_vm_tty_size(c.tty, c.size);
         _cleanup_free_ uint8_t *tlv = NULL;
         size_t tlv_len = 0;
-        int r = moat_vm_exec_tlv(o->spec, o->process, &tlv, &tlv_len, err);
+        r = moat_vm_exec_tlv(o->spec, o->process, c.tty, &tlv, &tlv_len, err);
         if (r < 0)
-                return r;
-        struct client c = { .o = o, .sock = -EBADF, .sigfd = -EBADF, .stdin_open = o->in >= 0 };
+                goto restore;
         moat_vm_reader_init(&c.rd, MOAT_VM_MAX_FRAME);
         sigset_t mask, old;
         sigfillset(&mask);
@@ -293,6 +316,7 @@ int moat_vm_exec(const struct moat_vm_exec_opts *o, int *status, struct moat_err
                 }
                 if (pid == 0) {
                         /* the stand-in: relays on and exits with the process's status */
+                        follow_tty(&c);
                         struct moat_error *e2 = NULL;
                         int k = relay(&c, false, &e2);
                         if (k < 0 && e2 && e2->msg && o->err >= 0)
@@ -316,6 +340,7 @@ int moat_vm_exec(const struct moat_vm_exec_opts *o, int *status, struct moat_err
                 r = 0;
                 goto out;
         }
+        follow_tty(&c);
         r = relay(&c, false, err);
         if (r >= 0) {
                 r = 0;
@@ -326,5 +351,8 @@ out:
         closep(&c.sigfd);
         sigprocmask(SIG_SETMASK, &old, NULL);
         moat_vm_reader_free(&c.rd);
+restore:
+        if (restore)
+                (void)tcsetattr(o->in, TCSAFLUSH, &saved);
         return r;
 }

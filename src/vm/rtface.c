@@ -34,7 +34,8 @@ const struct moat_resources *moat_vm_cgroup_resources(const struct moat_spec *s,
         return out;
 }
 
-int moat_vm_tty_open(const struct moat_spec *s, const char *console_socket, int *slave, struct moat_error **err)
+int moat_vm_pty_open(const struct moat_process *p, const char *console_socket, int *slave,
+                     struct moat_error **err)
 {
         _cleanup_close_ int m = -EBADF, sl = -EBADF;
         int r = moat_pty_open(&m, &sl, NULL, err);
@@ -46,8 +47,8 @@ int moat_vm_tty_open(const struct moat_spec *s, const char *console_socket, int 
         cfmakeraw(&t); /* a transport: the guest's own pty echoes, edits lines and makes ^C a SIGINT */
         if (tcsetattr(sl, TCSANOW, &t) < 0)
                 return moat_error_set(err, errno, "cannot set the terminal raw");
-        if (s->process && s->process->has_console_size) {
-                r = moat_pty_set_size(m, s->process->console_height, s->process->console_width, err);
+        if (p && p->has_console_size) {
+                r = moat_pty_set_size(m, p->console_height, p->console_width, err);
                 if (r < 0)
                         return r;
         }
@@ -58,30 +59,45 @@ int moat_vm_tty_open(const struct moat_spec *s, const char *console_socket, int 
         return 0;
 }
 
-int moat_vm_tty_config(int tty, struct moat_vm_config *cfg)
+int moat_vm_tty_open(const struct moat_spec *s, const char *console_socket, int *slave, struct moat_error **err)
 {
-        struct winsize ws;
-        if (ioctl(tty, TIOCGWINSZ, &ws) < 0 || (ws.ws_row == 0 && ws.ws_col == 0))
-                return 0;
-        uint8_t *n = realloc(cfg->tlv, cfg->len + 10);
-        if (!n)
-                return -ENOMEM;
-        moat_vm_put_u16(n + cfg->len, MOAT_VM_T_WINSIZE);
-        moat_vm_put_u32(n + cfg->len + 2, 4);
-        moat_vm_put_u16(n + cfg->len + 6, ws.ws_row);
-        moat_vm_put_u16(n + cfg->len + 8, ws.ws_col);
-        cfg->tlv = n;
-        cfg->len += 10;
-        return 0;
+        return moat_vm_pty_open(s->process, console_socket, slave, err);
 }
 
-int moat_vm_tty_resize(int tty, int chan)
+int moat_vm_tty_size(int tty, uint8_t size[4])
 {
         struct winsize ws;
         if (ioctl(tty, TIOCGWINSZ, &ws) < 0)
                 return -errno;
+        moat_vm_put_u16(size, ws.ws_row);
+        moat_vm_put_u16(size + 2, ws.ws_col);
+        return ws.ws_row || ws.ws_col;
+}
+
+void moat_vm_tlv_put_winsize(struct moat_vm_tlv_writer *w, int tty)
+{
         uint8_t b[4];
-        moat_vm_put_u16(b, ws.ws_row);
-        moat_vm_put_u16(b + 2, ws.ws_col);
-        return moat_vm_send(chan, MOAT_VM_RESIZE, b, sizeof b);
+        if (moat_vm_tty_size(tty, b) > 0)
+                moat_vm_tlv_put(w, MOAT_VM_T_WINSIZE, b, sizeof b);
+}
+
+int moat_vm_tty_config(int tty, struct moat_vm_config *cfg)
+{
+        struct moat_vm_tlv_writer w = { .buf = cfg->tlv, .len = cfg->len, .cap = cfg->len };
+        moat_vm_tlv_put_winsize(&w, tty);
+        cfg->tlv = w.buf;
+        cfg->len = w.len;
+        return w.err;
+}
+
+int moat_vm_tty_send_size(int tty, int fd, uint8_t type)
+{
+        uint8_t b[4];
+        int r = moat_vm_tty_size(tty, b);
+        return r < 0 ? r : moat_vm_send(fd, type, b, sizeof b);
+}
+
+int moat_vm_tty_resize(int tty, int chan)
+{
+        return moat_vm_tty_send_size(tty, chan, MOAT_VM_RESIZE);
 }

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "oci/spec.h"
 #include "vm/config.h"
+#include "vm/proto.h"
 
 /* What QEMU needs above the guest's RAM in the cgroup's memory limit: the TCG translation cache
  * (tb-size=32 MiB), its heap, threads and I/O buffers (~55 MiB anonymous, measured under TCG
@@ -30,9 +31,18 @@ const struct moat_resources *moat_vm_cgroup_resources(const struct moat_spec *s,
  * line discipline), process.consoleSize applied, its master sent over the socket; *slave is
  * the monitor's stdio and controlling terminal (so it gets SIGWINCH). */
 int moat_vm_tty_open(const struct moat_spec *s, const char *console_socket, int *slave, struct moat_error **err);
+/* The same for any process (exec -t --console-socket, vm/exec.h): p's consoleSize applied. */
+int moat_vm_pty_open(const struct moat_process *p, const char *console_socket, int *slave,
+                     struct moat_error **err);
 
 /* For vm.c (opts.tty_resize): the size of the terminal tty (TIOCGWINSZ) appended to CONFIG as
  * a WINSIZE TLV (nothing when unknown or 0x0), so the guest's pty has it before the process
  * runs; and a RESIZE frame with its size now (on SIGWINCH). */
 int moat_vm_tty_config(int tty, struct moat_vm_config *cfg);
 int moat_vm_tty_resize(int tty, int chan);
+/* The pieces, for exec too: the size of tty (TIOCGWINSZ) as u16 rows, u16 cols (1, 0 when 0x0,
+ * -errno); a WINSIZE TLV of it (nothing when unknown or 0x0); a frame of `type` (RESIZE,
+ * EXEC_RESIZE) with it over fd. */
+int moat_vm_tty_size(int tty, uint8_t size[4]);
+void moat_vm_tlv_put_winsize(struct moat_vm_tlv_writer *w, int tty);
+int moat_vm_tty_send_size(int tty, int fd, uint8_t type);

@@ -5,7 +5,8 @@ Listens on SOCKET (creates SOCKET.ready once listening), accepts one connection,
 receives the terminal master fd (SCM_RIGHTS) and writes to OUT:
   "pty=N"             the fd is a pty master (TIOCGPTN answered N), else "notpty"
   "rows=R cols=C"     its window size
-then writes each INPUT argument (with \\n unescaped, 0.3 s apart) to the master and
+then writes each INPUT argument (with \\n unescaped, 0.3 s apart) to the master ("@winsize=R,C":
+sets its size instead, and waits 1.5 s) and
 appends everything read from it until EIO/EOF (the slave side closed) or 15 s of silence."""
 import fcntl, os, select, socket, struct, sys, termios, time
 
@@ -39,7 +40,12 @@ with open(out, "w") as f:
 data = b""
 for i in inputs:
     time.sleep(0.3)
-    os.write(fd, i)
+    if i.startswith(b"@winsize="):  # resize the terminal (TIOCSWINSZ), then let it settle
+        rows, cols = map(int, i[9:].split(b","))
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        time.sleep(1.5)
+    else:
+        os.write(fd, i)
 while True:
     r, _, _ = select.select([fd], [], [], 15)
     if not r:

@@ -2,7 +2,8 @@
 # moat-runtime exec into a running vm-tier container (annotation moat.isolation=vm): the
 # process runs in the guest (its kernel, its PID 1), stdin/stdout/stderr relayed, the exit
 # status returned, a signal to the exec'd process, a missing command, --detach with a pid
-# file, exec before start and after the end refused; nothing left after delete.  One boot.
+# file, exec before start and after the end refused, a terminal (-t, --console-socket: tty,
+# size, input, resize); nothing left after delete.  One boot.
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
@@ -58,9 +59,65 @@ out=$(rt exec "$id" no-such-command-xyz 2>&1)
 rc=$?
 isnt "$rc" 0 "a missing command fails"
 like "$out" "no-such-command-xyz" "... the error names it ($out)"
-out=$(rt exec -t "$id" /bin/true 2>&1)
-isnt "$?" 0 "exec -t fails"
-like "$out" "terminal for exec into a VM is not supported" "... clearly ($out)"
+# --- a terminal (exec -t): the guest's pty for the process; ours, raw, carries it
+recv_py=$(dirname "$0")/console-recv.py
+csock=$TEST_TMP/console.sock
+cout=$TEST_TMP/console.out
+console_listen() { # SOCK OUT [INPUT...]: a receiver of the master
+	local i
+	rm -f "$1" "$1.ready"
+	python3 "$recv_py" "$@" </dev/null >/dev/null 2>&1 &
+	recv_pid=$!
+	for ((i = 0; i < 100; i++)); do [ -e "$1.ready" ] && return 0; sleep 0.05; done
+	return 1
+}
+jq '.process | .terminal = true | .consoleSize = {"height": 37, "width": 111}
+	| .args = ["/bin/sh", "-c", "moat-helper tty; echo; stty size; exit 5"]' "$b/config.json" >"$TEST_TMP/proc.json"
+if console_listen "$csock" "$cout"; then
+	rt exec --console-socket "$csock" --process "$TEST_TMP/proc.json" "$id" </dev/null >/dev/null 2>&1
+	is "$?" 5 "exec --process (terminal: true) --console-socket: the exit status comes back (5)"
+	wait "$recv_pid"
+	c=$(cat "$cout" 2>/dev/null)
+	like "$c" '^pty=[0-9]+' "the console socket receives a pty master"
+	like "$c" '0 isatty=1 name=/dev/pts/[0-9]+' "stdin of the exec'd process is a pty (a /dev/pts/N of the guest)"
+	like "$c" '1 isatty=1 name=/dev/pts/[0-9]+' "... stdout too"
+	like "$c" '0 isatty=1 name=[^ ]* rows=37 cols=111' "consoleSize is the pty's size before it runs"
+	like "$c" $'\n37 111' "stty size: 37 111"
+	like "$c" '--eof--' "the master sees the end when the process exits"
+else
+	skip "console receiver did not start" 7
+fi
+if console_listen "$csock" "$cout" 'typed-5678\n' '\x04'; then
+	rt exec -t --console-socket "$csock" "$id" /bin/sh -c 'read x; echo "got=$x"; cat; echo cat-done' \
+		</dev/null >/dev/null 2>&1
+	is "$?" 0 "exec -t --console-socket (read; cat)"
+	wait "$recv_pid"
+	like "$(cat "$cout")" 'got=typed-5678' "what is typed on the master reaches the process"
+	like "$(cat "$cout")" 'cat-done' "^D on the master is the end of its input (cat ends)"
+else
+	skip "console receiver did not start" 3
+fi
+if console_listen "$csock" "$cout" '@winsize=50,132' 'go\n'; then
+	rt exec -d --pid-file "$TEST_TMP/tpid" -t --console-socket "$csock" "$id" /bin/sh -c 'read x; stty size' \
+		</dev/null >/dev/null 2>&1
+	is "$?" 0 "exec -d -t --console-socket returns at once"
+	wait "$recv_pid"
+	like "$(cat "$cout")" '50 132' "a resize of the master (SIGWINCH) reaches the process's pty ($(tr '\n' ' ' <"$cout"))"
+else
+	skip "console receiver did not start" 2
+fi
+# a process group leader (job control) cannot make the slave its terminal: the size is polled
+if console_listen "$csock" "$cout" '@winsize=50,132' 'go\n'; then
+	(set -m; "$MOAT_RUNTIME" --root "$TEST_ROOT" exec -t --console-socket "$csock" "$id" /bin/sh -c 'read x; stty size' \
+		</dev/null >/dev/null 2>&1)
+	wait "$recv_pid"
+	like "$(cat "$cout")" '50 132' "... also when moat-runtime leads a process group ($(tr '\n' ' ' <"$cout"))"
+else
+	skip "console receiver did not start" 1
+fi
+out=$(rt exec -t "$id" /bin/sh -c 'tty; exit 3' </dev/null 2>&1)
+is "$?" 3 "exec -t without a console socket, stdin not a terminal: runs (exit 3)"
+like "$out" '/dev/pts/[0-9]+' "... on a pty of the guest ($out)"
 
 rt exec -d --pid-file "$TEST_TMP/pid" "$id" /bin/sh -c 'sleep 1; exit 4' </dev/null >/dev/null 2>&1
 is "$?" 0 "exec --detach returns at once"

@@ -17,6 +17,8 @@
 #include <unistd.h>
 
 #include "tap.h"
+#include "linux/terminal.h"
+#include "vm/config.h"
 #include "vm/exec.h"
 #include "vm/proto.h"
 
@@ -475,7 +477,7 @@ static void test_request_tlv(void)
         uint8_t *tlv = NULL;
         size_t len = 0;
         struct moat_error *err = NULL;
-        is_int(moat_vm_exec_tlv(NULL, &p, &tlv, &len, &err), 0, "the process as EXEC TLVs");
+        is_int(moat_vm_exec_tlv(NULL, &p, -1, &tlv, &len, &err), 0, "the process as EXEC TLVs");
         struct moat_vm_tlv_iter it = { tlv, tlv + len };
         uint16_t tag;
         const uint8_t *v;
@@ -489,7 +491,51 @@ static void test_request_tlv(void)
         ok(args == 2 && user == 1 && cwd == 1, "ARG x2, USER 5:6, CWD / (default)");
         free(tlv);
         struct moat_process empty = { 0 };
-        ok(moat_vm_exec_tlv(NULL, &empty, &tlv, &len, &err) < 0, "no args: refused");
+        ok(moat_vm_exec_tlv(NULL, &empty, -1, &tlv, &len, &err) < 0, "no args: refused");
+        moat_error_free(err);
+        err = NULL;
+
+        /* a terminal: TERMINAL, and the size of ours as WINSIZE */
+        int m = -1, sl = -1;
+        if (moat_pty_open(&m, &sl, NULL, &err) < 0) {
+                skip("no pty");
+                moat_error_free(err);
+                return;
+        }
+        ok(moat_pty_set_size(m, 37, 111, &err) == 0, "a pty of 37x111");
+        p.terminal = true;
+        tlv = NULL;
+        is_int(moat_vm_exec_tlv(NULL, &p, sl, &tlv, &len, &err), 0, "the process with a terminal");
+        it = (struct moat_vm_tlv_iter){ tlv, tlv + len };
+        int term = 0, size = 0;
+        while (moat_vm_tlv_next(&it, &tag, &v, &l) > 0) {
+                term += tag == MOAT_VM_T_TERMINAL && l == 0;
+                size += tag == MOAT_VM_T_WINSIZE && l == 4 && moat_vm_get_u16(v) == 37 &&
+                        moat_vm_get_u16(v + 2) == 111;
+        }
+        ok(term == 1 && size == 1, "TERMINAL and WINSIZE 37x111");
+        free(tlv);
+        close(m);
+        close(sl);
+}
+
+/* The process part is the one of CONFIG (vm/config.h): the same bytes, CONFIG has more. */
+static void test_same_as_config(void)
+{
+        struct moat_process p = { .args = (char *[]){ "sh", NULL }, .env = (char *[]){ "A=b", NULL }, .uid = 1,
+                                  .cwd = "/w", .has_umask = true, .umask = 077, .no_new_privileges = true,
+                                  .has_caps = true };
+        p.caps[MOAT_CAP_BOUNDING] = 5;
+        struct moat_spec s = { .process = &p };
+        struct moat_vm_config cfg;
+        struct moat_error *err = NULL;
+        uint8_t *tlv = NULL;
+        size_t len = 0;
+        is_int(moat_vm_config_build(&s, &cfg, &err), 0, "CONFIG of the same process");
+        is_int(moat_vm_exec_tlv(&s, &p, -1, &tlv, &len, &err), 0, "EXEC of it");
+        ok(tlv && cfg.len > len && memcmp(cfg.tlv, tlv, len) == 0, "EXEC is CONFIG's process part, to the byte");
+        free(tlv);
+        moat_vm_config_free(&cfg);
         moat_error_free(err);
 }
 
@@ -499,6 +545,7 @@ int main(void)
                 return skip_all("moat-vminit not built (set MOAT_VMINIT)");
         signal(SIGPIPE, SIG_IGN);
         test_request_tlv();
+        test_same_as_config();
         test_sessions();
         test_host();
         return done_testing();
