@@ -32,6 +32,7 @@ struct hsession {
         bool requested;         /* EXEC went to the guest */
         bool started;
         bool stdin_closed;
+        bool killed;            /* the client left: SIGKILL went to the process */
 };
 
 struct moat_vm_exec_host {
@@ -205,15 +206,10 @@ static void client_ready(struct hsession *s, int chan, bool running)
         ssize_t n = moat_vm_reader_fill(&s->rd, s->fd);
         if (n == -EAGAIN)
                 return;
-        if (n <= 0) {   /* the client stood for the process: it left, the process goes too */
+        if (n <= 0) {   /* the client left: its process goes too (kill_orphans) */
                 drop_client(s);
-                if (!s->requested) {
+                if (!s->requested)
                         release(s);
-                } else if (chan >= 0 && running) {
-                        uint8_t b[4];
-                        moat_vm_put_u32(b, SIGKILL);
-                        (void)guest_send(chan, MOAT_VM_EXEC_SIGNAL, s->id, b, 4);
-                }
                 return;
         }
         uint8_t type;
@@ -279,6 +275,24 @@ size_t moat_vm_exec_host_poll_add(struct moat_vm_exec_host *h, struct pollfd *p,
         return n;
 }
 
+/* The client stood for the process (as the monitor for the VM): a session whose client is gone,
+ * however it went (it hung up, it stopped reading, it died while output flowed), has its
+ * process SIGKILLed; the session ends with its EXEC_EXIT. */
+static void kill_orphans(struct moat_vm_exec_host *h, int chan, bool running)
+{
+        if (chan < 0 || !running)
+                return;
+        for (size_t i = 0; i < MOAT_VM_MAX_EXECS; i++) {
+                struct hsession *s = &h->s[i];
+                if (!s->used || !s->requested || s->fd >= 0 || s->killed)
+                        continue;
+                uint8_t b[4];
+                moat_vm_put_u32(b, SIGKILL);
+                (void)guest_send(chan, MOAT_VM_EXEC_SIGNAL, s->id, b, 4);
+                s->killed = true;
+        }
+}
+
 void moat_vm_exec_host_poll_done(struct moat_vm_exec_host *h, const struct pollfd *p, size_t n, int chan,
                                  bool running)
 {
@@ -297,6 +311,7 @@ void moat_vm_exec_host_poll_done(struct moat_vm_exec_host *h, const struct pollf
                                 break;
                         }
         }
+        kill_orphans(h, chan, running);
 }
 
 int moat_vm_exec_host_frame(struct moat_vm_exec_host *h, uint8_t type, const uint8_t *p, size_t len,

@@ -136,6 +136,38 @@ is "$(cat "$TEST_TMP/c1" "$TEST_TMP/c2" "$TEST_TMP/c3" | tr '\n' ' ')" "c1 c2 c3
 sock=$TEST_ROOT/$id/exec.sock
 is "$(stat -c %a "$sock" 2>/dev/null)" 600 "the exec socket is 0600"
 
+# a client killed while its process floods output: the process goes, the container stays
+"$MOAT_RUNTIME" --root "$TEST_ROOT" exec "$id" /bin/sh -c 'while :; do echo flooding-the-channel-with-output; done' >/dev/null &
+c=$!
+sleep 1.5
+kill -9 "$c"
+wait "$c" 2>/dev/null
+sleep 0.5
+is "$(status_of "$id")" running "kill -9 of an exec client mid-output: the container runs on"
+for ((i = 0; i < 50; i++)); do
+	n=$(rt exec "$id" /bin/sh -c 'ps -o args | grep -c "[f]looding"')
+	[ "$n" = 0 ] && break
+	sleep 0.2
+done
+diag "flood gone after $i rounds"
+is "$n" 0 "... its process is gone in the guest"
+
+# a client that stops reading (stopped) while its process floods: dropped after 2 s, and its
+# process with it (it stood for the process; it must not hold a session forever)
+"$MOAT_RUNTIME" --root "$TEST_ROOT" exec "$id" /bin/sh -c 'while :; do echo stalled-client-flood; done' >/dev/null &
+c=$!
+sleep 1
+kill -STOP "$c"
+for ((i = 0; i < 60; i++)); do
+	n=$(rt exec "$id" /bin/sh -c 'ps -o args | grep -c "[s]talled-client"')
+	[ "$n" = 0 ] && break
+	sleep 0.2
+done
+is "$n" 0 "a client that stops reading is dropped, and its process killed (after $i rounds)"
+kill -KILL "$c"
+wait "$c" 2>/dev/null
+is "$(status_of "$id")" running "... the container runs on"
+
 ok "kill KILL" rt kill "$id" KILL
 wait_status "$id" stopped 20
 out=$(rt exec "$id" /bin/true 2>&1)
