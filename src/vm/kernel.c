@@ -46,7 +46,8 @@ static int check_elf(const char *path, struct moat_error **err)
         return 0;
 }
 
-/* <dir>/<name> into *out; a missing optional list is an empty one. */
+/* <dir>/<name> into *out; a missing optional list is NULL, an empty list (a kernel with
+ * everything built in, scripts/vm-kernel-minimal.sh) an empty vector. */
 static int read_modules(struct moat_vm_kernel *k, const char *name, bool optional, char ***out,
                         struct moat_error **err)
 {
@@ -58,8 +59,11 @@ static int read_modules(struct moat_vm_kernel *k, const char *name, bool optiona
         if (!*out || asprintf(&path, "%s/%s", k->dir, name) < 0)
                 return -ENOMEM;
         r = read_file_at(AT_FDCWD, path, &list, &len);
-        if (r == -ENOENT && optional)
+        if (r == -ENOENT && optional) {
+                free(*out);
+                *out = NULL;
                 return 0;
+        }
         if (r < 0)
                 return moat_error_set(err, r, "cannot read the module list '%s' " HOWTO, path);
         if (len > MAX_MODULES_FILE)

@@ -14,7 +14,7 @@ struct moat_vm_kernel {
         char *version;  /* the basename of dir, e.g. "6.12.117+deb12-cloud-amd64" */
         char *vmlinux;  /* absolute */
         char **modules; /* absolute paths, load order; NULL-terminated (may be empty) */
-        char **net_modules; /* the same for the network; empty when the kernel dir has no list */
+        char **net_modules; /* the same for the network; NULL when the kernel dir has no list */
 };
 
 /* dir NULL: $MOAT_VM_KERNEL if set, else MOAT_VM_KERNEL_DEFAULT.  Checks that vmlinux is an

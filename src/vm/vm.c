@@ -149,8 +149,8 @@ static int prepare(struct vm *v, struct moat_error **err)
         if (r < 0)
                 return r;
         if (v->cfg.net.present) {
-                if (!v->kernel->net_modules || !v->kernel->net_modules[0])
-                        return moat_error_input(err, -ENOENT, "the guest kernel in '%s' lists no network modules "
+                if (!v->kernel->net_modules) /* an empty list: virtio_net is built in */
+                        return moat_error_input(err, -ENOENT, "the guest kernel in '%s' has no network module list "
                                                 "(moat-modules-net): run scripts/vm-kernel.sh again", v->kernel->dir);
                 r = moat_net_tap_attach(NULL, v->cfg.net.env, v->cfg.net.addr, &v->tapfd, NULL, err);
                 if (r < 0)
