@@ -48,7 +48,9 @@ for ((k = 0; k < ${#kernels[@]}; k++)); do
 	kd=$(realpath "${kernels[$k]}") || { echo "bench/vm.sh: no kernel dir '${kernels[$k]}'" >&2; exit 1; }
 	kernels[$k]=$kd
 	names+=("$(basename "$kd")")
-	MOAT_VM_KERNEL=$kd MOAT_VM_QEMU=$tmp/qemu-wrap "$moat" --store "$store" run --isolation vm localhost/vmbench:1 -- /bin/true
+	# (the wrapper writes outside QEMU's own root: this one recording run goes without it)
+	MOAT_VM_NO_ROOT_CONFINE=1 MOAT_VM_KERNEL=$kd MOAT_VM_QEMU=$tmp/qemu-wrap "$moat" --store "$store" \
+		run --isolation vm localhost/vmbench:1 -- /bin/true
 	mapfile -t argv <"$tmp/argv"
 	floor=()
 	for ((i = 0; i < ${#argv[@]}; i++)); do
