@@ -43,13 +43,6 @@ void vm_exec_init(int chan, bool test_mode)
         test_mode_ = test_mode;
 }
 
-static void close_fd(int *fd)
-{
-        if (*fd >= 0)
-                close(*fd);
-        *fd = -1;
-}
-
 /* One frame: u32 id, then data. */
 static int send_id(uint8_t type, uint32_t id, const void *data, size_t len)
 {
@@ -88,11 +81,11 @@ static struct session *find(uint32_t id)
 static void release(struct session *s)
 {
         if (s->in != s->master)
-                close_fd(&s->in);
+                vm_close_fd(&s->in);
         if (s->out != s->master)
-                close_fd(&s->out);
-        close_fd(&s->err);
-        close_fd(&s->master);
+                vm_close_fd(&s->out);
+        vm_close_fd(&s->err);
+        vm_close_fd(&s->master);
         free(s->pend);
         memset(s, 0, sizeof *s);
         s->in = s->out = s->err = s->master = -1;
@@ -115,39 +108,6 @@ static int refuse(uint32_t id, int code, const char *msg)
         return 0;
 }
 
-static void set_nonblock(int fd)
-{
-        int fl = fcntl(fd, F_GETFL);
-        if (fl >= 0)
-                (void)fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-}
-
-static int open_pty(int *master, int *slave)
-{
-        int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-        if (m < 0)
-                return -errno;
-        if (grantpt(m) < 0 || unlockpt(m) < 0) {
-                int e = errno;
-                close(m);
-                return -e;
-        }
-        int s = ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
-        if (s < 0) {
-                char name[128];
-                if (ptsname_r(m, name, sizeof name) == 0)
-                        s = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
-        }
-        if (s < 0) {
-                int e = errno;
-                close(m);
-                return -e;
-        }
-        *master = m;
-        *slave = s;
-        return 0;
-}
-
 static int start(uint32_t id, const uint8_t *p, size_t len)
 {
         if (find(id)) { /* a host bug: an answer would look like the live session's */
@@ -167,101 +127,15 @@ static int start(uint32_t id, const uint8_t *p, size_t len)
                 snprintf(m, sizeof m, "exec: a bad process from the host (%s)", why ? why : "out of memory");
                 return refuse(id, 1, m);
         }
-        int in[2] = { -1, -1 }, out[2] = { -1, -1 }, er[2] = { -1, -1 }, ep[2] = { -1, -1 };
-        int master = -1, slave = -1, code = 1;
-        char msg[256];
-        if (c.terminal) {
-                int e = open_pty(&master, &slave);
-                if (e < 0) {
-                        snprintf(msg, sizeof msg, "cannot allocate a terminal: %s", strerror(-e));
-                        goto fail;
-                }
-                if (c.rows || c.cols) { /* WINSIZE: the host's terminal's size */
-                        struct winsize ws = { .ws_row = c.rows, .ws_col = c.cols };
-                        (void)ioctl(master, TIOCSWINSZ, &ws);
-                }
-        } else if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(er, O_CLOEXEC) < 0) {
-                snprintf(msg, sizeof msg, "pipe: %s", strerror(errno));
-                goto fail;
-        }
-        if (pipe2(ep, O_CLOEXEC) < 0) {
-                snprintf(msg, sizeof msg, "pipe: %s", strerror(errno));
-                goto fail;
-        }
-        pid_t pid = fork();
-        if (pid < 0) {
-                snprintf(msg, sizeof msg, "fork: %s", strerror(errno));
-                goto fail;
-        }
-        if (pid == 0) {
-                struct vm_child_io io = { .in = in[0], .out = out[1], .err = er[1], .pty_slave = slave,
-                                          .errfd = ep[1], .test_mode = test_mode_ };
-                close(ep[0]);
-                vm_child_exec(&c, &io);
-        }
-        close_fd(&ep[1]);
-        close_fd(&in[0]);
-        close_fd(&out[1]);
-        close_fd(&er[1]);
-        close_fd(&slave);
+        struct vm_proc pr;
+        char reason[1100];
+        int code = vm_spawn(&c, test_mode_, &pr, reason, sizeof reason);
         vm_config_free(&c);
-        /* the child's verdict: EOF = exec done; else {u32 code, text} (blocking: the child
-         * is fast to exec or fail) */
-        uint8_t buf[4 + 1024];
-        size_t got = 0;
-        for (;;) {
-                ssize_t n = read(ep[0], buf + got, sizeof buf - got);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0)
-                        break;
-                got += (size_t)n;
-                if (got == sizeof buf)
-                        break;
-        }
-        close_fd(&ep[0]);
-        if (got > 0) {
-                int st;
-                while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-                        ;
-                code = got >= 4 ? (int)(moat_vm_get_u32(buf) & 0xff) : 1;
-                if (code == 0)
-                        code = 1;
-                close_fd(&in[1]);
-                close_fd(&out[0]);
-                close_fd(&er[0]);
-                close_fd(&master);
-                if (got >= 4 ? send_id(MOAT_VM_EXEC_ERROR, id, buf + 4, got - 4) < 0
-                             : send_id(MOAT_VM_EXEC_ERROR, id, "setup failed", 12) < 0)
-                        return -1;
-                return send_u32(MOAT_VM_EXEC_EXIT, id, (uint32_t)code) < 0 ? -1 : 0;
-        }
-        *s = (struct session){ .used = true, .id = id, .pid = pid, .status = -1, .master = master };
-        if (master >= 0) {
-                s->in = s->out = master;
-                s->err = -1;
-        } else {
-                s->in = in[1];
-                s->out = out[0];
-                s->err = er[0];
-                set_nonblock(s->err);
-        }
-        set_nonblock(s->in);
-        set_nonblock(s->out);
-        return send_u32(MOAT_VM_EXEC_STARTED, id, (uint32_t)pid) < 0 ? -1 : 0;
-fail:
-        vm_config_free(&c);
-        close_fd(&in[0]);
-        close_fd(&in[1]);
-        close_fd(&out[0]);
-        close_fd(&out[1]);
-        close_fd(&er[0]);
-        close_fd(&er[1]);
-        close_fd(&ep[0]);
-        close_fd(&ep[1]);
-        close_fd(&master);
-        close_fd(&slave);
-        return refuse(id, code, msg);
+        if (code > 0)
+                return refuse(id, code, reason);
+        *s = (struct session){ .used = true, .id = id, .pid = pr.pid, .status = -1, .master = pr.master,
+                               .in = pr.in, .out = pr.out, .err = pr.err };
+        return send_u32(MOAT_VM_EXEC_STARTED, id, (uint32_t)pr.pid) < 0 ? -1 : 0;
 }
 
 static void finish_stdin(struct session *s)
@@ -274,7 +148,7 @@ static void finish_stdin(struct session *s)
                 (void)!write(s->in, &eof, 1);
                 s->in = -1;
         } else {
-                close_fd(&s->in);
+                vm_close_fd(&s->in);
         }
         s->close_in = false;
 }
@@ -290,7 +164,7 @@ static void pump_in(struct session *s)
                         break;
                 if (n <= 0) {   /* the process closed its stdin: drop the rest */
                         if (s->master < 0)
-                                close_fd(&s->in);
+                                vm_close_fd(&s->in);
                         else
                                 s->in = -1;
                         off = s->pend_len;
@@ -452,7 +326,7 @@ int vm_exec_reaped(pid_t pid, int st)
                         if (s->master >= 0 && s->in == s->master)
                                 s->in = -1;
                         else if (s->master < 0)
-                                close_fd(&s->in);
+                                vm_close_fd(&s->in);
                         /* output a background child still holds open is not waited for */
                         int r = 0;
                         if (s->out >= 0)
@@ -462,8 +336,8 @@ int vm_exec_reaped(pid_t pid, int st)
                         if (r >= 0 && s->used) {
                                 if (s->master >= 0 && s->out == s->master)
                                         s->out = -1;
-                                close_fd(&s->out);
-                                close_fd(&s->err);
+                                vm_close_fd(&s->out);
+                                vm_close_fd(&s->err);
                                 r = maybe_done(s);
                         }
                         return r;

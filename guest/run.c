@@ -36,13 +36,6 @@ struct relay {
         bool broken;            /* an exec session could not write to the channel */
 };
 
-static void close_fd(int *fd)
-{
-        if (*fd >= 0)
-                close(*fd);
-        *fd = -1;
-}
-
 static int status_code(int st)
 {
         if (WIFEXITED(st))
@@ -103,7 +96,7 @@ static void finish_stdin(struct relay *r)
                 (void)!write(r->in, &eof, 1);
                 r->in = -1;     /* the master stays open as r->out */
         } else {
-                close_fd(&r->in);
+                vm_close_fd(&r->in);
         }
         r->close_in = false;
 }
@@ -119,7 +112,7 @@ static void pump_in(struct relay *r)
                         return;
                 if (n <= 0) {   /* EPIPE: the process closed its stdin; drop the rest */
                         if (!r->pty)
-                                close_fd(&r->in);
+                                vm_close_fd(&r->in);
                         else
                                 r->in = -1;
                         r->pend_off = r->pend_len = 0;
@@ -201,41 +194,6 @@ static int pump_chan(struct relay *r, bool fill)
         }
 }
 
-static int open_pty(int *master, int *slave)
-{
-        int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-
-        if (m < 0)
-                return -errno;
-        if (grantpt(m) < 0 || unlockpt(m) < 0) {
-                int e = errno;
-                close(m);
-                return -e;
-        }
-        int s = ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
-        if (s < 0) {
-                char name[128];
-                if (ptsname_r(m, name, sizeof name) == 0)
-                        s = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
-        }
-        if (s < 0) {
-                int e = errno;
-                close(m);
-                return -e;
-        }
-        *master = m;
-        *slave = s;
-        return 0;
-}
-
-static void set_nonblock(int fd)
-{
-        int fl = fcntl(fd, F_GETFL);
-
-        if (fl >= 0)
-                (void)fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-}
-
 static int send_error(int chan, const char *text, size_t len)
 {
         return moat_vm_send(chan, MOAT_VM_ERROR, text, len);
@@ -244,101 +202,19 @@ static int send_error(int chan, const char *text, size_t len)
 /* Starts the process: 0 and r->pid, or an exit code (> 0) after ERROR was sent, or -1. */
 static int start(struct relay *r, const struct vm_config *c, bool test_mode)
 {
-        int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 }, ep[2] = { -1, -1 };
-        int master = -1, slave = -1;
-        char msg[256];
-        int code = 1, e = 0;
+        struct vm_proc p;
+        char why[1100];
+        int code = vm_spawn(c, test_mode, &p, why, sizeof why);
 
-        if (c->terminal) {
-                e = open_pty(&master, &slave);
-                if (e < 0) {
-                        snprintf(msg, sizeof msg, "cannot allocate a terminal: %s", strerror(-e));
-                        goto fail;
-                }
-                if (c->rows || c->cols) {
-                        struct winsize ws = { .ws_row = c->rows, .ws_col = c->cols };
-                        (void)ioctl(master, TIOCSWINSZ, &ws);
-                }
-        } else if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) {
-                snprintf(msg, sizeof msg, "pipe: %s", strerror(errno));
-                goto fail;
-        }
-        if (pipe2(ep, O_CLOEXEC) < 0) {
-                snprintf(msg, sizeof msg, "pipe: %s", strerror(errno));
-                goto fail;
-        }
-        pid_t pid = fork();
-        if (pid < 0) {
-                snprintf(msg, sizeof msg, "fork: %s", strerror(errno));
-                goto fail;
-        }
-        if (pid == 0) {
-                struct vm_child_io io = { .in = in[0], .out = out[1], .err = err[1], .pty_slave = slave,
-                                          .errfd = ep[1], .test_mode = test_mode };
-                close(ep[0]);
-                vm_child_exec(c, &io);
-        }
-        close(ep[1]);
-        close_fd(&in[0]);
-        close_fd(&out[1]);
-        close_fd(&err[1]);
-        close_fd(&slave);
-
-        /* the child's verdict: EOF = exec done; else {u32 code, text} */
-        uint8_t buf[4 + 1024];
-        size_t got = 0;
-        for (;;) {
-                ssize_t n = read(ep[0], buf + got, sizeof buf - got);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0)
-                        break;
-                got += (size_t)n;
-                if (got == sizeof buf)
-                        break;
-        }
-        close(ep[0]);
-        if (got > 0) {
-                int st;
-                while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-                        ;
-                code = got >= 4 ? (int)(moat_vm_get_u32(buf) & 0xff) : 1;
-                if (code == 0)
-                        code = 1;
-                close_fd(&in[1]);
-                close_fd(&out[0]);
-                close_fd(&err[0]);
-                close_fd(&master);
-                if (got >= 4 ? send_error(r->chan, (char *)buf + 4, got - 4) : send_error(r->chan, "setup failed", 12))
-                        return -1;
-                return code;
-        }
-        r->pid = pid;
-        if (c->terminal) {
-                r->pty = true;
-                r->out = r->in = r->master = master;
-                r->err = -1;
-        } else {
-                r->in = in[1];
-                r->out = out[0];
-                r->err = err[0];
-                set_nonblock(r->err);
-        }
-        set_nonblock(r->out);
-        set_nonblock(r->in);
+        if (code > 0)
+                return send_error(r->chan, why, strlen(why)) < 0 ? -1 : code;
+        r->pid = p.pid;
+        r->pty = p.master >= 0;
+        r->master = p.master;
+        r->in = p.in;
+        r->out = p.out;
+        r->err = p.err;
         return 0;
-fail:
-        close_fd(&in[0]);
-        close_fd(&in[1]);
-        close_fd(&out[0]);
-        close_fd(&out[1]);
-        close_fd(&err[0]);
-        close_fd(&err[1]);
-        close_fd(&ep[0]);
-        close_fd(&ep[1]);
-        close_fd(&master);
-        close_fd(&slave);
-        return send_error(r->chan, msg, strlen(msg)) < 0 ? -1 : code;
 }
 
 int vm_run(int chan, struct moat_vm_reader *rd, const struct vm_config *c, bool test_mode)
@@ -454,11 +330,11 @@ out:
         if (r.pid > 0)
                 (void)kill(-r.pid, SIGKILL);    /* what is left of its session */
         if (!r.pty)
-                close_fd(&r.in);
+                vm_close_fd(&r.in);
         if (r.out != r.master)
-                close_fd(&r.out);
-        close_fd(&r.err);
-        close_fd(&r.master);
+                vm_close_fd(&r.out);
+        vm_close_fd(&r.err);
+        vm_close_fd(&r.master);
         free(r.pend);
         close(sfd);
         return ret;

@@ -78,6 +78,17 @@ struct vm_child_io {
 };
 void vm_child_exec(const struct vm_config *c, const struct vm_child_io *io) __attribute__((noreturn));
 
+/* spawn.c: starts the process of c (the container's or an exec'd one): 0 and *p (with a
+ * terminal, in = out = master and err = -1; in/out/err non-blocking), or an exit code > 0
+ * (127 not found, 126 not executable, 1 anything else) with the reason in why. */
+struct vm_proc {
+        pid_t pid;
+        int in, out, err, master;
+};
+int vm_spawn(const struct vm_config *c, bool test_mode, struct vm_proc *p, char *why, size_t whylen);
+void vm_close_fd(int *fd);
+void vm_set_nonblock(int fd);
+
 /* run.c: starts the process and relays until it exits; returns its status for EXIT
  * (or < 0 when the channel broke: the caller ends without EXIT). */
 struct moat_vm_reader;

@@ -7,7 +7,7 @@ receives the terminal master fd (SCM_RIGHTS) and writes to OUT:
   "rows=R cols=C"     its window size
 then writes each INPUT argument (with \\n unescaped, 0.3 s apart) to the master ("@winsize=R,C":
 sets its size instead, and waits 1.5 s) and
-appends everything read from it until EIO/EOF (the slave side closed) or 15 s of silence."""
+appends everything read from it until EIO/EOF (the slave side closed) or 45 s of silence (a loaded machine boots VMs slowly)."""
 import fcntl, os, select, socket, struct, sys, termios, time
 
 path, out = sys.argv[1], sys.argv[2]
@@ -47,7 +47,7 @@ for i in inputs:
     else:
         os.write(fd, i)
 while True:
-    r, _, _ = select.select([fd], [], [], 15)
+    r, _, _ = select.select([fd], [], [], 45)
     if not r:
         break
     try:
