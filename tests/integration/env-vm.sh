@@ -10,15 +10,11 @@
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
-command -v qemu-system-x86_64 >/dev/null || skip_all "QEMU is not installed (scripts/deps.sh installs qemu-system-x86)"
-[ -e /var/lib/moat/vm/kernels/current/vmlinux ] || [ -n "${MOAT_VM_KERNEL:-}" ] ||
-	skip_all "no guest kernel (scripts/vm-kernel.sh fetches one)"
+vm_require
 # the list file, empty for a kernel with virtio_net built in (scripts/vm-kernel-minimal.sh)
 [ -f "${MOAT_VM_KERNEL:-/var/lib/moat/vm/kernels/current}/moat-modules-net" ] ||
 	skip_all "the guest kernel has no network modules list (rerun scripts/vm-kernel.sh)"
-[ -x "$MOAT_BUILD_ROOT/guest/moat-vminit" ] || skip_all "moat-vminit not built"
 env_setup mtvme localhost/vmenv:1
-export MOAT_VMINIT=$MOAT_BUILD_ROOT/guest/moat-vminit
 
 mkdir -p "$TEST_TMP/proj"
 cat >"$TEST_TMP/proj/compose.yaml" <<'YAML'

@@ -304,6 +304,16 @@ trap 'exit 130' INT TERM
 # IMAGE (an OCI layout of ROOTFS, default the test rootfs), the project P=PREFIX<pid>, ENVDIR,
 # MOAT=(moat --store ...), a private IPAM; at exit everything of P goes (cleanup_env).
 cleanup_env() { "${MOAT[@]}" down -v -p "$P" >/dev/null 2>&1; }
+# vm_require: the vm tier's tests skip, saying why, unless QEMU, a guest kernel ($MOAT_VM_KERNEL
+# or the installed one) and moat-vminit are there; MOAT_VMINIT is then exported.
+vm_require() {
+	command -v qemu-system-x86_64 >/dev/null || skip_all "QEMU is not installed (scripts/deps.sh installs qemu-system-x86)"
+	[ -e "${MOAT_VM_KERNEL:-/var/lib/moat/vm/kernels/current}/vmlinux" ] ||
+		skip_all "no guest kernel (scripts/vm-kernel.sh fetches one)"
+	[ -x "$MOAT_BUILD_ROOT/guest/moat-vminit" ] || skip_all "moat-vminit not built"
+	export MOAT_VMINIT=$MOAT_BUILD_ROOT/guest/moat-vminit
+}
+
 env_setup() {
 	local prefix=$1 image=$2 rootfs=${3:-$MOAT_ROOTFS} nc_help
 	[ -x "$MOAT_BIN" ] || skip_all "moat not built ('$MOAT_BIN')"

@@ -7,14 +7,10 @@
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
-command -v qemu-system-x86_64 >/dev/null || skip_all "QEMU is not installed (scripts/deps.sh installs qemu-system-x86)"
-[ -e /var/lib/moat/vm/kernels/current/vmlinux ] || [ -n "${MOAT_VM_KERNEL:-}" ] ||
-	skip_all "no guest kernel (scripts/vm-kernel.sh fetches one)"
-[ -x "$MOAT_BUILD_ROOT/guest/moat-vminit" ] || skip_all "moat-vminit not built"
+vm_require
 [ -x "$MOAT_BIN" ] || skip_all "moat not built"
 command -v jq >/dev/null || skip_all "jq is not installed"
 [ -x "$MOAT_ROOTFS/bin/busybox" ] || skip_all "the test rootfs has no busybox"
-export MOAT_VMINIT=$MOAT_BUILD_ROOT/guest/moat-vminit
 qemus() { pgrep -f "qemu-system-x86_64.*$TEST_ROOT" | tr '\n' ' '; }
 
 b=$TEST_TMP/vmbundle

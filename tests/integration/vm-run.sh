@@ -8,12 +8,8 @@
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
-command -v qemu-system-x86_64 >/dev/null || skip_all "QEMU is not installed (scripts/deps.sh installs qemu-system-x86)"
-[ -e /var/lib/moat/vm/kernels/current/vmlinux ] || [ -n "${MOAT_VM_KERNEL:-}" ] ||
-	skip_all "no guest kernel (scripts/vm-kernel.sh fetches one)"
-[ -x "$MOAT_BUILD_ROOT/guest/moat-vminit" ] || skip_all "moat-vminit not built"
+vm_require
 env_setup mtvm localhost/vmtest:1
-export MOAT_VMINIT=$MOAT_BUILD_ROOT/guest/moat-vminit
 CACHE=/var/lib/moat/vm/cache
 run() { "${MOAT[@]}" run --isolation vm localhost/vmtest:1 -- "$@"; }
 qemus() { pgrep -f "qemu-system-x86_64.*($STORE|$TEST_TMP)" | tr '\n' ' '; }

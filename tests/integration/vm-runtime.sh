@@ -8,12 +8,8 @@
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
-command -v qemu-system-x86_64 >/dev/null || skip_all "QEMU is not installed (scripts/deps.sh installs qemu-system-x86)"
-[ -e /var/lib/moat/vm/kernels/current/vmlinux ] || [ -n "${MOAT_VM_KERNEL:-}" ] ||
-	skip_all "no guest kernel (scripts/vm-kernel.sh fetches one)"
-[ -x "$MOAT_BUILD_ROOT/guest/moat-vminit" ] || skip_all "moat-vminit not built"
+vm_require
 [ -x "$MOAT_BUILD_ROOT/moat" ] || skip_all "moat not built (moat-runtime hands a VM's create to it)"
-export MOAT_VMINIT=$MOAT_BUILD_ROOT/guest/moat-vminit
 RT=("$MOAT_BUILD_ROOT/moat-runtime" --root "$TEST_ROOT")
 rt() { "${RT[@]}" "$@"; }
 # the cgroup directory of CTRL for this test's container

@@ -10,13 +10,9 @@
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
-command -v qemu-system-x86_64 >/dev/null || skip_all "QEMU is not installed (scripts/deps.sh installs qemu-system-x86)"
+vm_require
 [ -x /usr/lib/qemu/virtiofsd ] || skip_all "no /usr/lib/qemu/virtiofsd (apt-get install qemu-system-common)"
-[ -e /var/lib/moat/vm/kernels/current/vmlinux ] || [ -n "${MOAT_VM_KERNEL:-}" ] ||
-	skip_all "no guest kernel (scripts/vm-kernel.sh fetches one)"
-[ -x "$MOAT_BUILD_ROOT/guest/moat-vminit" ] || skip_all "moat-vminit not built"
 env_setup mtvs localhost/vmshare:1
-export MOAT_VMINIT=$MOAT_BUILD_ROOT/guest/moat-vminit
 run() { "${MOAT[@]}" run --isolation vm "$@"; }
 mine() { pgrep -f "(qemu-system-x86_64|virtiofsd).*($STORE|$TEST_TMP)" | tr '\n' ' '; }
 my_mounts() { awk -v a="$STORE/" -v b="$TEST_TMP/" 'index($5, a) == 1 || index($5, b) == 1' /proc/self/mountinfo; }
