@@ -31,6 +31,7 @@ services:
     image: localhost/vmenv:1
     command: ["/bin/busybox", "sh", "-c", "uname -r > /tmp/kernel; exec /bin/busybox nc -ll -p 8080 -e /bin/busybox echo vm"]
     mem_limit: 256m
+    ports: ["17380:8080"]
     healthcheck:
       test: ["CMD", "/bin/busybox", "test", "-s", "/tmp/kernel"]
       interval: 1s
@@ -79,6 +80,11 @@ like "$(vmexec /bin/busybox ip -4 -o addr show eth0 2>&1)" "inet $gaddr/" "... w
 isnt "$(vmexec cat /tmp/kernel)" "$(uname -r)" "the VM service runs its own kernel"
 is "$(vmexec /bin/busybox sh -c 'ps -o comm | grep -cE "qemu|moat|supervisor|bash|meson" || true')" 0 \
 	"the guest root sees none of the host's processes (no QEMU, no moat, no test)"
+mkdir -p "$TEST_TMP/host-only" && echo secret >"$TEST_TMP/host-only/file"
+is "$(vmexec /bin/busybox sh -c "cat $TEST_TMP/host-only/file 2>/dev/null || echo absent")" absent \
+	"the guest root cannot see a host file"
+is "$(vmexec /bin/busybox sh -c 'ls /dev/vda /dev/vdb /dev/hvc0 /dev/vport0p1 2>/dev/null | wc -l')" 0 \
+	"... nor the VM's disks, console or channel (its /dev is a tmpfs with the usual nodes)"
 # the host, on the bridge's gateway address: a listener there answers the host itself, but
 # neither a container nor the VM (the policy lets services reach the host for replies only)
 gw=$(jq -r .gateway "$ENVDIR/state.json")
@@ -108,6 +114,10 @@ for ((i = 0; i < 100; i++)); do
 	sleep 0.2
 done
 like "$("${MOAT[@]}" ps -p "$P" 2>/dev/null | awk '$1 == "guest"')" "healthy" "the VM service's health check (run in the guest) says healthy"
+
+# the VM's published port, from the host (DNAT to the guest's address, as for a container)
+is "$(timeout 4 "$MOAT_ROOTFS/bin/busybox" nc -w 2 "$gw" 17380 </dev/null 2>&1)" vm \
+	"the VM service's published port 17380 answers from the host at $gw"
 
 # moat restart of the VM service: a new VM, same address and port, reachable again
 q1=$(qemus)
