@@ -539,8 +539,11 @@ static void test_spawn_root(void)
         ok(WIFEXITED(status) && WEXITSTATUS(status) == 5, "it ran (status 0x%x)", status);
         if (read_file_at(AT_FDCWD, log, &text, &len) < 0)
                 text = strdup("");
-        for (char *c = strdup(text), *save = NULL, *l = strtok_r(c, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
-                printf("# %s\n", l);
+        {
+                _cleanup_free_ char *copy = strdup(text ? text : "");
+                for (char *save = NULL, *l = copy ? strtok_r(copy, "\n", &save) : NULL; l; l = strtok_r(NULL, "\n", &save))
+                        printf("# %s\n", l);
+        }
         contains(text, "no /etc/passwd\nno /home\nno /proc/self\nno /sys/kernel\n", "no /etc, /home, /proc, /sys");
         {
                 _cleanup_free_ char *want = NULL;
