@@ -47,15 +47,6 @@ static int open_init_namespaces(pid_t pid, int fds[MOAT_NS__COUNT], struct moat_
         return 0;
 }
 
-/* The vm tier (annotation moat.isolation=vm): the state's pid is the VM's monitor, which
- * takes the process on <state>/exec.sock (vm/exec.h). */
-static bool state_is_vm(const struct moat_state *st)
-{
-        for (char **a = st->annotations; a && a[0] && a[1]; a += 2)
-                if (strcmp(a[0], "moat.isolation") == 0)
-                        return strcmp(a[1], "vm") == 0;
-        return false;
-}
 
 static int vm_started(pid_t pid, void *userdata, struct moat_error **err)
 {
@@ -130,7 +121,7 @@ static int exec_in(const struct moat_runtime *rt, const struct moat_exec_opts *o
                 if (r < 0)
                         goto out;
         }
-        if (state_is_vm(st)) {
+        if (moat_state_is_vm(st)) { /* the VM's monitor takes it on <state>/exec.sock (vm/exec.h) */
                 r = s == MOAT_STATUS_RUNNING ? exec_vm(rt, o, spec, status, err)
                                              : moat_error_input(err, EINVAL, "cannot exec in container '%s': it "
                                                                 "is created (start it first)", o->id);

@@ -21,6 +21,7 @@
 #include "runtime/container.h"
 #include "runtime/internal.h"
 #include "runtime/state.h"
+#include "vm/rtface.h"
 
 /* One container opened for a verb: its locked state dir and state. */
 struct opened {
@@ -412,6 +413,21 @@ out:
         return r;
 }
 
+/* A VM's cgroup holds its monitor and QEMU (vm/rtface.h): its memory limit is the guest's RAM,
+ * fixed at boot, plus QEMU's allowance, so a new one is refused rather than set under QEMU's
+ * feet; a pids limit counts QEMU's threads (raised to MOAT_VM_MIN_PIDS); cpu and blkio apply. */
+static int update_vm(struct moat_cgroup *cg, const char *id, const struct moat_resources *res,
+                     struct moat_error **err)
+{
+        if (res->memory.has_limit || res->memory.has_reservation || res->memory.has_swap)
+                return moat_error_input(err, -EOPNOTSUPP, "container '%s' runs in a VM: its memory is the guest's "
+                                        "RAM, fixed when it booted (update changes its cpu, pids and blkio)", id);
+        struct moat_resources r = *res;
+        if (r.pids.has_limit && r.pids.limit > 0 && r.pids.limit < MOAT_VM_MIN_PIDS)
+                r.pids.limit = MOAT_VM_MIN_PIDS;
+        return moat_cgroup_update(cg, &r, err);
+}
+
 int moat_container_update(const struct moat_runtime *rt, const char *id, const struct moat_resources *res,
                           struct moat_error **err)
 {
@@ -422,6 +438,8 @@ int moat_container_update(const struct moat_runtime *rt, const char *id, const s
                         r = moat_error_input(err, EINVAL, "container '%s' is stopped", id);
                 else if (!o.cg)
                         r = moat_error_input(err, EOPNOTSUPP, "container '%s' has no cgroup", id);
+                else if (moat_state_is_vm(o.st))
+                        r = update_vm(o.cg, id, res, err);
                 else
                         r = moat_cgroup_update(o.cg, res, err);
         }

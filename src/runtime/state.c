@@ -318,3 +318,11 @@ char *moat_now_rfc3339(void)
                 return NULL;
         return out;
 }
+
+bool moat_state_is_vm(const struct moat_state *st)
+{
+        for (char **a = st->annotations; a && a[0] && a[1]; a += 2)
+                if (strcmp(a[0], "moat.isolation") == 0)
+                        return strcmp(a[1], "vm") == 0;
+        return false;
+}

@@ -43,6 +43,9 @@ int moat_state_dir_remove(int rootfd, const char *id);
 int moat_state_write(int dirfd, const struct moat_state *st, struct moat_error **err); /* atomic */
 int moat_state_read(int dirfd, const char *id, struct moat_state **out, struct moat_error **err);
 void moat_state_free(struct moat_state *st);
+/* A container of the vm tier (its annotation moat.isolation=vm): the state's pid is the VM's
+ * monitor (vm/vm.h). */
+bool moat_state_is_vm(const struct moat_state *st);
 
 /* Start time of a pid (field 22 of /proc/PID/stat); -ESRCH when gone. */
 int moat_pid_start_time(pid_t pid, uint64_t *out);

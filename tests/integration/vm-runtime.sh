@@ -56,6 +56,13 @@ pids=$(rt ps --format json "$id" 2>/dev/null)
 is "$(jq -r "(index($mon) != null) and (index($qemu) != null)" <<<"$pids" 2>/dev/null)" true \
 	"ps lists the monitor and QEMU ($pids)"
 
+out2=$(rt update --memory 64m "$id" 2>&1)
+isnt "$?" 0 "update --memory of a VM is refused (the guest's RAM is fixed at boot)"
+like "$out2" "runs in a VM: its memory is the guest's RAM" "... saying why ($out2)"
+is "$(cat "$(cgdir memory "$id")/memory.limit_in_bytes" 2>/dev/null)" $(((200 + 192) << 20)) "... the limit unchanged"
+ok "update --pids-limit 20 --cpu-quota 20000" rt update --pids-limit 20 --cpu-quota 20000 "$id"
+is "$(cat "$(cgdir pids "$id")/pids.max" 2>/dev/null)" 128 "... pids raised to 128 again (QEMU's threads)"
+is "$(cat "$(cgdir cpu "$id")/cpu.cfs_quota_us" 2>/dev/null)" 20000 "... the cpu quota applied to QEMU"
 ev=$(rt events --stats "$id" 2>&1)
 is "$(jq -r .type <<<"$ev" 2>/dev/null)" stats "events --stats of a VM container: a stats event"
 mem=$(jq -r '.data.memory.usage.usage // 0' <<<"$ev" 2>/dev/null)
