@@ -29,7 +29,7 @@ services:
     command: ["/bin/busybox", "nc", "-ll", "-p", "5433", "-e", "/bin/busybox", "echo", "db"]
   guest:
     image: localhost/vmenv:1
-    command: ["/bin/busybox", "sh", "-c", "uname -r > /tmp/kernel; exec /bin/busybox nc -ll -p 8080 -e /bin/busybox echo vm"]
+    command: ["/bin/busybox", "sh", "-c", "uname -r > /tmp/kernel; echo guest-says-hello; exec /bin/busybox nc -ll -p 8080 -e /bin/busybox echo vm"]
     mem_limit: 256m
     ports: ["17380:8080"]
     healthcheck:
@@ -114,6 +114,8 @@ for ((i = 0; i < 100; i++)); do
 	sleep 0.2
 done
 like "$("${MOAT[@]}" ps -p "$P" 2>/dev/null | awk '$1 == "guest"')" "healthy" "the VM service's health check (run in the guest) says healthy"
+
+like "$("${MOAT[@]}" logs -p "$P" guest 2>&1)" "guest-says-hello" "moat logs shows the VM service's output"
 
 # the VM's published port, from the host (DNAT to the guest's address, as for a container)
 is "$(timeout 4 "$MOAT_ROOTFS/bin/busybox" nc -w 2 "$gw" 17380 </dev/null 2>&1)" vm \
