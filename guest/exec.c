@@ -25,11 +25,9 @@ struct session {
         bool used;
         uint32_t id;
         pid_t pid;              /* > 0 once started */
-        int in, out, err;       /* -1 when closed; with a pty in = out = master, err = -1 */
+        struct vm_stdin in;     /* with a pty: the master */
+        int out, err;           /* -1 when closed; with a pty out = master, err = -1 */
         int master;
-        bool close_in;
-        uint8_t *pend;
-        size_t pend_len;
         int status;             /* -1 while running */
 };
 
@@ -80,15 +78,13 @@ static struct session *find(uint32_t id)
 
 static void release(struct session *s)
 {
-        if (s->in != s->master)
-                vm_close_fd(&s->in);
+        vm_stdin_free(&s->in);
         if (s->out != s->master)
                 vm_close_fd(&s->out);
         vm_close_fd(&s->err);
         vm_close_fd(&s->master);
-        free(s->pend);
         memset(s, 0, sizeof *s);
-        s->in = s->out = s->err = s->master = -1;
+        s->in.fd = s->out = s->err = s->master = -1;
 }
 
 /* The session is over once its process is reaped and its output is drained. */
@@ -134,49 +130,8 @@ static int start(uint32_t id, const uint8_t *p, size_t len)
         if (code > 0)
                 return refuse(id, code, reason);
         *s = (struct session){ .used = true, .id = id, .pid = pr.pid, .status = -1, .master = pr.master,
-                               .in = pr.in, .out = pr.out, .err = pr.err };
+                               .in = { .fd = pr.in, .pty = pr.master >= 0 }, .out = pr.out, .err = pr.err };
         return send_u32(MOAT_VM_EXEC_STARTED, id, (uint32_t)pr.pid) < 0 ? -1 : 0;
-}
-
-static void finish_stdin(struct session *s)
-{
-        if (s->pend_len || !s->close_in || s->in < 0)
-                return;
-        if (s->master >= 0) {
-                struct termios t;
-                uint8_t eof = tcgetattr(s->in, &t) == 0 ? t.c_cc[VEOF] : 4;
-                (void)!write(s->in, &eof, 1);
-                s->in = -1;
-        } else {
-                vm_close_fd(&s->in);
-        }
-        s->close_in = false;
-}
-
-static void pump_in(struct session *s)
-{
-        size_t off = 0;
-        while (s->in >= 0 && off < s->pend_len) {
-                ssize_t n = write(s->in, s->pend + off, s->pend_len - off);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0 && errno == EAGAIN)
-                        break;
-                if (n <= 0) {   /* the process closed its stdin: drop the rest */
-                        if (s->master < 0)
-                                vm_close_fd(&s->in);
-                        else
-                                s->in = -1;
-                        off = s->pend_len;
-                        break;
-                }
-                off += (size_t)n;
-        }
-        if (off > 0) {
-                memmove(s->pend, s->pend + off, s->pend_len - off);
-                s->pend_len -= off;
-        }
-        finish_stdin(s);
 }
 
 int vm_exec_frame(uint8_t type, const uint8_t *p, size_t len)
@@ -196,21 +151,7 @@ int vm_exec_frame(uint8_t type, const uint8_t *p, size_t len)
                 return 0;       /* a session that just ended */
         switch (type) {
         case MOAT_VM_EXEC_STDIN:
-                if (len == 0) {
-                        s->close_in = true;
-                        finish_stdin(s);
-                        return 0;
-                }
-                if (s->in < 0)
-                        return 0;
-                uint8_t *n = realloc(s->pend, s->pend_len + len);
-                if (!n)
-                        return -1;
-                memcpy(n + s->pend_len, p, len);
-                s->pend = n;
-                s->pend_len += len;
-                pump_in(s);
-                return 0;
+                return vm_stdin_push(&s->in, p, len);
         case MOAT_VM_EXEC_SIGNAL:
                 if (len == 4) {
                         uint32_t sig = moat_vm_get_u32(p);
@@ -231,7 +172,7 @@ int vm_exec_frame(uint8_t type, const uint8_t *p, size_t len)
 bool vm_exec_stdin_full(void)
 {
         for (size_t i = 0; i < MOAT_VM_MAX_EXECS; i++)
-                if (sessions[i].used && sessions[i].pend_len >= SESSION_BACKLOG)
+                if (sessions[i].used && vm_stdin_pending(&sessions[i].in) >= SESSION_BACKLOG)
                         return true;
         return false;
 }
@@ -247,8 +188,8 @@ size_t vm_exec_poll_add(struct pollfd *p, size_t max)
                         p[n++] = (struct pollfd){ .fd = s->out, .events = POLLIN };
                 if (s->err >= 0 && n < max)
                         p[n++] = (struct pollfd){ .fd = s->err, .events = POLLIN };
-                if (s->in >= 0 && s->pend_len && n < max)
-                        p[n++] = (struct pollfd){ .fd = s->in, .events = POLLOUT };
+                if (s->in.fd >= 0 && vm_stdin_pending(&s->in) && n < max)
+                        p[n++] = (struct pollfd){ .fd = s->in.fd, .events = POLLOUT };
         }
         return n;
 }
@@ -265,8 +206,7 @@ static int pump_out(struct session *s, int *fd, uint8_t type)
                         return 0;
                 if (n <= 0) {
                         if (*fd == s->master) {
-                                if (s->in == s->master)
-                                        s->in = -1;
+                                vm_stdin_close(&s->in);
                         } else {
                                 close(*fd);
                         }
@@ -295,8 +235,8 @@ int vm_exec_poll_done(const struct pollfd *p, size_t n)
                                 r = pump_out(s, &s->out, MOAT_VM_EXEC_STDOUT);
                         else if (p[k].fd == s->err && (p[k].events & POLLIN))
                                 r = pump_out(s, &s->err, MOAT_VM_EXEC_STDERR);
-                        else if (p[k].fd == s->in && (p[k].events & POLLOUT))
-                                pump_in(s);
+                        else if (p[k].fd == s->in.fd && (p[k].events & POLLOUT))
+                                vm_stdin_pump(&s->in);
                         else
                                 continue;
                         if (r < 0)
@@ -307,26 +247,14 @@ int vm_exec_poll_done(const struct pollfd *p, size_t n)
         return 0;
 }
 
-static int status_code(int st)
-{
-        if (WIFEXITED(st))
-                return WEXITSTATUS(st);
-        if (WIFSIGNALED(st))
-                return 128 + WTERMSIG(st);
-        return 255;
-}
-
 int vm_exec_reaped(pid_t pid, int st)
 {
         for (size_t i = 0; i < MOAT_VM_MAX_EXECS; i++) {
                 struct session *s = &sessions[i];
                 if (s->used && s->pid == pid && s->status < 0 && (WIFEXITED(st) || WIFSIGNALED(st))) {
-                        s->status = status_code(st);
+                        s->status = vm_status_code(st);
                         (void)kill(-pid, SIGKILL);      /* what is left of its session */
-                        if (s->master >= 0 && s->in == s->master)
-                                s->in = -1;
-                        else if (s->master < 0)
-                                vm_close_fd(&s->in);
+                        vm_stdin_close(&s->in);
                         /* output a background child still holds open is not waited for */
                         int r = 0;
                         if (s->out >= 0)
@@ -358,7 +286,7 @@ void vm_exec_end(bool send)
                         (void)kill(s->pid, SIGKILL);
                         while (waitpid(s->pid, &st, 0) < 0 && errno == EINTR)
                                 ;
-                        s->status = status_code(st);
+                        s->status = vm_status_code(st);
                 }
                 if (send)
                         (void)send_u32(MOAT_VM_EXEC_EXIT, s->id, (uint32_t)s->status);

@@ -26,24 +26,12 @@ struct relay {
         struct moat_vm_reader *rd;
         pid_t pid;
         int out, err;           /* read ends (-1 when done); with a pty out = master, err = -1 */
-        int in;                 /* write end (with a pty: the master again, not owned) */
+        struct vm_stdin in;     /* with a pty: the master again, not owned */
         bool pty;
         int master;             /* the pty master (owned), or -1 */
-        uint8_t *pend;          /* stdin not yet written */
-        size_t pend_len, pend_off;
-        bool close_in;          /* empty STDIN seen: close once pend is written */
         int status;             /* -1 while running */
         bool broken;            /* an exec session could not write to the channel */
 };
-
-static int status_code(int st)
-{
-        if (WIFEXITED(st))
-                return WEXITSTATUS(st);
-        if (WIFSIGNALED(st))
-                return 128 + WTERMSIG(st);
-        return 255;
-}
 
 static void reap(struct relay *r)
 {
@@ -54,7 +42,7 @@ static void reap(struct relay *r)
                 if (p <= 0)
                         return;
                 if (p == r->pid && (WIFEXITED(st) || WIFSIGNALED(st)))
-                        r->status = status_code(st);
+                        r->status = vm_status_code(st);
                 else if (vm_exec_reaped(p, st) < 0)
                         r->broken = true;
         }
@@ -85,70 +73,6 @@ static int pump_out(struct relay *r, int *fd, uint8_t type)
         }
 }
 
-static void finish_stdin(struct relay *r)
-{
-        if (r->pend_off < r->pend_len || !r->close_in || r->in < 0)
-                return;
-        if (r->pty) {
-                /* no close for a terminal: the EOF character, as a user would type it */
-                struct termios t;
-                uint8_t eof = tcgetattr(r->in, &t) == 0 ? t.c_cc[VEOF] : 4;
-                (void)!write(r->in, &eof, 1);
-                r->in = -1;     /* the master stays open as r->out */
-        } else {
-                vm_close_fd(&r->in);
-        }
-        r->close_in = false;
-}
-
-static void pump_in(struct relay *r)
-{
-        while (r->in >= 0 && r->pend_off < r->pend_len) {
-                ssize_t n = write(r->in, r->pend + r->pend_off, r->pend_len - r->pend_off);
-
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0 && errno == EAGAIN)
-                        return;
-                if (n <= 0) {   /* EPIPE: the process closed its stdin; drop the rest */
-                        if (!r->pty)
-                                vm_close_fd(&r->in);
-                        else
-                                r->in = -1;
-                        r->pend_off = r->pend_len = 0;
-                        return;
-                }
-                r->pend_off += (size_t)n;
-        }
-        if (r->pend_off == r->pend_len)
-                r->pend_off = r->pend_len = 0;
-        finish_stdin(r);
-}
-
-static int queue_stdin(struct relay *r, const uint8_t *p, size_t len)
-{
-        if (len == 0) {
-                r->close_in = true;
-                finish_stdin(r);
-                return 0;
-        }
-        if (r->in < 0)
-                return 0;       /* already closed: dropped */
-        if (r->pend_off > 0) {
-                memmove(r->pend, r->pend + r->pend_off, r->pend_len - r->pend_off);
-                r->pend_len -= r->pend_off;
-                r->pend_off = 0;
-        }
-        uint8_t *n = realloc(r->pend, r->pend_len + len);
-        if (!n)
-                return -1;
-        memcpy(n + r->pend_len, p, len);
-        r->pend = n;
-        r->pend_len += len;
-        pump_in(r);
-        return 0;
-}
-
 /* Frames from the host: 0 go on, -1 the channel broke (bad frame, EOF, error). */
 static int pump_chan(struct relay *r, bool fill)
 {
@@ -170,7 +94,7 @@ static int pump_chan(struct relay *r, bool fill)
                         return 0;
                 switch (type) {
                 case MOAT_VM_STDIN:
-                        if (queue_stdin(r, p, len) < 0)
+                        if (vm_stdin_push(&r->in, p, len) < 0)
                                 return -1;
                         break;
                 case MOAT_VM_SIGNAL:
@@ -211,7 +135,7 @@ static int start(struct relay *r, const struct vm_config *c, bool test_mode)
         r->pid = p.pid;
         r->pty = p.master >= 0;
         r->master = p.master;
-        r->in = p.in;
+        r->in = (struct vm_stdin){ .fd = p.in, .pty = r->pty };
         r->out = p.out;
         r->err = p.err;
         return 0;
@@ -219,7 +143,7 @@ static int start(struct relay *r, const struct vm_config *c, bool test_mode)
 
 int vm_run(int chan, struct moat_vm_reader *rd, const struct vm_config *c, bool test_mode)
 {
-        struct relay r = { .chan = chan, .rd = rd, .pid = -1, .out = -1, .err = -1, .in = -1, .master = -1,
+        struct relay r = { .chan = chan, .rd = rd, .pid = -1, .out = -1, .err = -1, .in = { .fd = -1 }, .master = -1,
                            .status = -1 };
         sigset_t chld;
         int ret = -1;
@@ -253,10 +177,10 @@ int vm_run(int chan, struct moat_vm_reader *rd, const struct vm_config *c, bool 
                 int n = 0, i_sig, i_chan = -1, i_out = -1, i_err = -1, i_in = -1;
 
                 p[i_sig = n++] = (struct pollfd){ .fd = sfd, .events = POLLIN };
-                if (r.pend_len - r.pend_off < STDIN_BACKLOG && !vm_exec_stdin_full())
+                if (vm_stdin_pending(&r.in) < STDIN_BACKLOG && !vm_exec_stdin_full())
                         p[i_chan = n++] = (struct pollfd){ .fd = chan, .events = POLLIN };
-                if (r.in >= 0 && r.pend_off < r.pend_len)
-                        p[i_in = n++] = (struct pollfd){ .fd = r.in, .events = POLLOUT };
+                if (r.in.fd >= 0 && vm_stdin_pending(&r.in))
+                        p[i_in = n++] = (struct pollfd){ .fd = r.in.fd, .events = POLLOUT };
                 if (r.out >= 0)
                         p[i_out = n++] = (struct pollfd){ .fd = r.out, .events = POLLIN };
                 if (r.err >= 0)
@@ -279,7 +203,7 @@ int vm_run(int chan, struct moat_vm_reader *rd, const struct vm_config *c, bool 
                 if (i_err >= 0 && p[i_err].revents && pump_out(&r, &r.err, MOAT_VM_STDERR) < 0)
                         goto broken;
                 if (i_in >= 0 && p[i_in].revents)
-                        pump_in(&r);
+                        vm_stdin_pump(&r.in);
                 if (vm_exec_poll_done(p + i_exec, (size_t)(n - i_exec)) < 0 || r.broken)
                         goto broken;
                 if (i_chan >= 0 && p[i_chan].revents && pump_chan(&r, true) < 0)
@@ -329,13 +253,11 @@ broken:
 out:
         if (r.pid > 0)
                 (void)kill(-r.pid, SIGKILL);    /* what is left of its session */
-        if (!r.pty)
-                vm_close_fd(&r.in);
+        vm_stdin_free(&r.in);
         if (r.out != r.master)
                 vm_close_fd(&r.out);
         vm_close_fd(&r.err);
         vm_close_fd(&r.master);
-        free(r.pend);
         close(sfd);
         return ret;
 }

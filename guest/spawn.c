@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "vminit.h"
@@ -152,4 +153,87 @@ fail:
         vm_close_fd(&master);
         vm_close_fd(&slave);
         return 1;
+}
+
+int vm_status_code(int st)
+{
+        if (WIFEXITED(st))
+                return WEXITSTATUS(st);
+        if (WIFSIGNALED(st))
+                return 128 + WTERMSIG(st);
+        return 255;
+}
+
+void vm_stdin_close(struct vm_stdin *q)
+{
+        if (q->pty)
+                q->fd = -1;     /* the master: its owner closes it */
+        else
+                vm_close_fd(&q->fd);
+}
+
+/* Once the host's empty STDIN came and the queue is written: close, or on a terminal the EOF
+ * character, as a user would type it. */
+static void finish(struct vm_stdin *q)
+{
+        if (q->off < q->len || !q->close || q->fd < 0)
+                return;
+        if (q->pty) {
+                struct termios t;
+                uint8_t eof = tcgetattr(q->fd, &t) == 0 ? t.c_cc[VEOF] : 4;
+                (void)!write(q->fd, &eof, 1);
+        }
+        vm_stdin_close(q);
+        q->close = false;
+}
+
+void vm_stdin_pump(struct vm_stdin *q)
+{
+        while (q->fd >= 0 && q->off < q->len) {
+                ssize_t n = write(q->fd, q->buf + q->off, q->len - q->off);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EAGAIN)
+                        return;
+                if (n <= 0) {   /* EPIPE: the process closed its stdin; drop the rest */
+                        vm_stdin_close(q);
+                        q->off = q->len = 0;
+                        return;
+                }
+                q->off += (size_t)n;
+        }
+        if (q->off == q->len)
+                q->off = q->len = 0;
+        finish(q);
+}
+
+int vm_stdin_push(struct vm_stdin *q, const uint8_t *p, size_t len)
+{
+        if (len == 0) {
+                q->close = true;
+                finish(q);
+                return 0;
+        }
+        if (q->fd < 0)
+                return 0;       /* already closed: dropped */
+        if (q->off > 0) {
+                memmove(q->buf, q->buf + q->off, q->len - q->off);
+                q->len -= q->off;
+                q->off = 0;
+        }
+        uint8_t *n = realloc(q->buf, q->len + len);
+        if (!n)
+                return -1;
+        memcpy(n + q->len, p, len);
+        q->buf = n;
+        q->len += len;
+        vm_stdin_pump(q);
+        return 0;
+}
+
+void vm_stdin_free(struct vm_stdin *q)
+{
+        vm_stdin_close(q);
+        free(q->buf);
+        *q = (struct vm_stdin){ .fd = -1 };
 }

@@ -88,6 +88,28 @@ struct vm_proc {
 int vm_spawn(const struct vm_config *c, bool test_mode, struct vm_proc *p, char *why, size_t whylen);
 void vm_close_fd(int *fd);
 void vm_set_nonblock(int fd);
+/* The exit status of a wait status: the code, or 128 + the signal. */
+int vm_status_code(int st);
+
+/* A process's stdin as the host sends it: queued, written as fd takes it (non-blocking), and
+ * once an empty STDIN came and all is written, closed (on a terminal: the EOF character; the
+ * master is not ours to close).  A process that closed its stdin drops the rest. */
+struct vm_stdin {
+        int fd;                 /* -1 once closed */
+        bool pty;               /* fd is a pty master */
+        bool close;             /* an empty STDIN came */
+        uint8_t *buf;
+        size_t len, off;        /* buf[off..len) not written yet */
+};
+static inline size_t vm_stdin_pending(const struct vm_stdin *q)
+{
+        return q->len - q->off;
+}
+/* Queues p (len 0: the end of input) and writes what fd takes: -1 out of memory. */
+int vm_stdin_push(struct vm_stdin *q, const uint8_t *p, size_t len);
+void vm_stdin_pump(struct vm_stdin *q);   /* fd is writable */
+void vm_stdin_close(struct vm_stdin *q);  /* no more input (queued bytes stay, unwritten) */
+void vm_stdin_free(struct vm_stdin *q);
 
 /* run.c: starts the process and relays until it exits; returns its status for EXIT
  * (or < 0 when the channel broke: the caller ends without EXIT). */

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "tap.h"
+#include "vm-test.h"
 #include "linux/terminal.h"
 #include "vm/config.h"
 #include "vm/exec.h"
@@ -43,52 +44,6 @@ struct guest {
         bool broken;
         struct sess s[NS + 1];  /* by session id */
 };
-
-static int find_vminit(void)
-{
-        const char *e = getenv("MOAT_VMINIT");
-        if (e) {
-                snprintf(vminit, sizeof vminit, "%s", e);
-                return access(vminit, X_OK);
-        }
-        char self[PATH_MAX];
-        ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-        if (n <= 0)
-                return -1;
-        self[n] = 0;
-        char *slash = strrchr(self, '/');
-        if (!slash)
-                return -1;
-        *slash = 0;
-        snprintf(vminit, sizeof vminit, "%s/../guest/moat-vminit", self);
-        return access(vminit, X_OK);
-}
-
-static double now(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static pid_t spawn_vminit(int *fd)
-{
-        int sv[2];
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-                abort();
-        pid_t pid = fork();
-        if (pid == 0) {
-                int c = dup(sv[1]);
-                char arg[16];
-                snprintf(arg, sizeof arg, "%d", c);
-                execl(vminit, "moat-vminit", "--channel-fd", arg, (char *)NULL);
-                _exit(126);
-        }
-        close(sv[1]);
-        *fd = sv[0];
-        fcntl(*fd, F_SETFL, O_NONBLOCK);
-        return pid;
-}
 
 static void tlv_process(struct moat_vm_tlv_writer *w, const char *const *args)
 {
@@ -130,8 +85,8 @@ static void send_id(struct guest *g, uint8_t type, uint32_t id, const void *data
 
 static void pump(struct guest *g, bool (*until)(struct guest *, uint32_t), uint32_t id, double timeout)
 {
-        double end = now() + timeout;
-        while (g->exit_code < 0 && !g->broken && !(until && until(g, id)) && now() < end) {
+        double end = vm_test_now() + timeout;
+        while (g->exit_code < 0 && !g->broken && !(until && until(g, id)) && vm_test_now() < end) {
                 struct pollfd p = { .fd = g->fd, .events = POLLIN };
                 poll(&p, 1, 50);
                 ssize_t n = moat_vm_reader_fill(&g->rd, g->fd);
@@ -210,7 +165,7 @@ static void guest_start(struct guest *g, const char *const *main_args)
         g->started = -1;
         for (int i = 0; i <= NS; i++)
                 g->s[i].exit_code = g->s[i].started = -1;
-        g->pid = spawn_vminit(&g->fd);
+        g->pid = vm_test_spawn_vminit(vminit, &g->fd);
         moat_vm_reader_init(&g->rd, 0);
         send_config(g->fd, main_args);
         pump(g, main_started, 0, 10);
@@ -343,7 +298,7 @@ static _Noreturn void monitor(const char *dir, int ready)
         if (moat_vm_exec_host_open(dir, &h, &err) < 0)
                 _exit(2);
         int chan;
-        pid_t g = spawn_vminit(&chan);
+        pid_t g = vm_test_spawn_vminit(vminit, &chan);
         const char *const main_args[] = { "sleep", "100", NULL };
         send_config(chan, main_args);
         struct moat_vm_reader rd;
@@ -541,7 +496,7 @@ static void test_same_as_config(void)
 
 int main(void)
 {
-        if (find_vminit() < 0)
+        if (vm_test_find_vminit(vminit, sizeof vminit) < 0)
                 return skip_all("moat-vminit not built (set MOAT_VMINIT)");
         signal(SIGPIPE, SIG_IGN);
         test_request_tlv();

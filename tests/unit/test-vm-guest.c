@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "tap.h"
+#include "vm-test.h"
 #include "vm/proto.h"
 
 static char vminit[PATH_MAX + 64];
@@ -31,62 +32,21 @@ struct session {
         bool broken;
 };
 
-static int find_vminit(void)
-{
-        const char *e = getenv("MOAT_VMINIT");
-        if (e) {
-                snprintf(vminit, sizeof vminit, "%s", e);
-                return access(vminit, X_OK);
-        }
-        char self[PATH_MAX];
-        ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-        if (n <= 0)
-                return -1;
-        self[n] = 0;
-        char *slash = strrchr(self, '/');
-        if (!slash)
-                return -1;
-        *slash = 0;
-        snprintf(vminit, sizeof vminit, "%s/../guest/moat-vminit", self);
-        return access(vminit, X_OK);
-}
-
 static void start(struct session *s)
 {
-        int sv[2];
-
         memset(s, 0, sizeof *s);
         s->exit_code = -1;
         s->started = -1;
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-                abort();
-        s->pid = fork();
-        if (s->pid == 0) {
-                int fd = dup(sv[1]);    /* without O_CLOEXEC */
-                char arg[16];
-                snprintf(arg, sizeof arg, "%d", fd);
-                execl(vminit, "moat-vminit", "--channel-fd", arg, (char *)NULL);
-                _exit(126);
-        }
-        close(sv[1]);
-        s->fd = sv[0];
-        fcntl(s->fd, F_SETFL, O_NONBLOCK);
+        s->pid = vm_test_spawn_vminit(vminit, &s->fd);
         moat_vm_reader_init(&s->rd, 0);
-}
-
-static double now(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* Reads frames until `until` returns true, EXIT, EOF or the timeout. */
 static void pump(struct session *s, bool (*until)(struct session *), double timeout)
 {
-        double end = now() + timeout;
+        double end = vm_test_now() + timeout;
 
-        while (s->exit_code < 0 && !s->broken && !(until && until(s)) && now() < end) {
+        while (s->exit_code < 0 && !s->broken && !(until && until(s)) && vm_test_now() < end) {
                 struct pollfd p = { .fd = s->fd, .events = POLLIN };
                 poll(&p, 1, 50);
                 ssize_t n = moat_vm_reader_fill(&s->rd, s->fd);
@@ -240,11 +200,11 @@ static void test_signal(void)
         pump(&s, got_started, 10);
         ok(s.started > 0, "sleep STARTED");
         moat_vm_put_u32(sig, SIGTERM);
-        double t0 = now();
+        double t0 = vm_test_now();
         moat_vm_send(s.fd, MOAT_VM_SIGNAL, sig, 4);
         pump(&s, NULL, 10);
         is_int(s.exit_code, 143, "SIGNAL 15: EXIT 143");
-        ok(now() - t0 < 5, "promptly");
+        ok(vm_test_now() - t0 < 5, "promptly");
         finish(&s);
 }
 
@@ -436,7 +396,7 @@ static void test_creds(void)
 
 int main(void)
 {
-        if (find_vminit() < 0)
+        if (vm_test_find_vminit(vminit, sizeof vminit) < 0)
                 return skip_all("moat-vminit not built (set MOAT_VMINIT)");
         test_basic();
         test_env_cwd();

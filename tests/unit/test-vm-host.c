@@ -24,6 +24,7 @@
 #include "core/error.h"
 #include "core/util.h"
 #include "tap.h"
+#include "vm-test.h"
 #include "vm/initramfs.h"
 #include "vm/kernel.h"
 #include <sys/types.h>
@@ -77,18 +78,6 @@ static char *tpath(const char *rel)
         if (asprintf(&p, "%s/%s", tmpdir, rel) < 0)
                 abort();
         return p;
-}
-
-static char *join(char **v)
-{
-        char *s = NULL;
-        size_t len = 0;
-        FILE *f = open_memstream(&s, &len);
-
-        for (size_t i = 0; v && v[i]; i++)
-                fprintf(f, "%s%s", i ? " " : "", v[i]);
-        fclose(f);
-        return s;
 }
 
 static void test_accel(void)
@@ -181,7 +170,7 @@ static void test_argv(void)
         if (moat_vm_host_tsc_khz(NULL, &khz) < 0)
                 o.cmdline_extra = "tsc_early_khz=2000000";
         is_int(moat_vm_qemu_argv(&o, &v, &err), 0, "argv (tcg)");
-        s = join(v);
+        s = vm_test_join(v);
         printf("# %s\n", s);
         is_str(v ? v[0] : NULL, "qemu-system-x86_64", "default qemu");
         contains(s, " -nodefaults -no-user-config -nographic -no-reboot ", "no defaults");
@@ -207,7 +196,7 @@ static void test_argv(void)
         o.rw_disk = NULL;
         o.cmdline_extra = NULL;
         is_int(moat_vm_qemu_argv(&o, &v, &err), 0, "argv (kvm)");
-        s = join(v);
+        s = vm_test_join(v);
         is_str(v ? v[0] : NULL, "/opt/qemu", "given qemu");
         contains(s, "-accel kvm -cpu host ", "kvm, -cpu host");
         ok(!strstr(s, "tsc_early_khz") && !strstr(s, "mitigations=off"), "no tsc_early_khz/mitigations=off on KVM");
@@ -221,7 +210,7 @@ static void test_argv(void)
         o.tap_fd = 17;
         memcpy(o.mac, (unsigned char[6]){ 0x02, 0x6d, 10, 0, 0, 0xfe }, 6);
         is_int(moat_vm_qemu_argv(&o, &v, &err), 0, "argv with a network");
-        s = join(v);
+        s = vm_test_join(v);
         contains(s, "-netdev tap,id=net0,fd=4 ", "the TAP as QEMU's fd 4 (wherever it is here)");
         contains(s, "-device virtio-net-pci,netdev=net0,id=net0-dev,mac=02:6d:0a:00:00:fe", "virtio-net with the MAC");
         strv_free(TAKE_PTR(v));

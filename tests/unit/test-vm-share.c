@@ -15,6 +15,7 @@
 #include "core/util.h"
 #include "oci/spec.h"
 #include "tap.h"
+#include "vm-test.h"
 #include "vm/config.h"
 #include <sys/types.h>
 #include "vm/proto.h"
@@ -22,18 +23,6 @@
 #include "vm/virtiofs.h"
 
 static char tmpdir[] = "/tmp/moat-vmshare-XXXXXX";
-
-static char *join(char **v)
-{
-        char *s = NULL;
-        size_t len = 0;
-        FILE *f = open_memstream(&s, &len);
-
-        for (size_t i = 0; v && v[i]; i++)
-                fprintf(f, "%s%s", i ? " " : "", v[i]);
-        fclose(f);
-        return s;
-}
 
 /* The MOUNT TLVs of a CONFIG as "kind:source:target:options" lines. */
 static char *mounts_of(const struct moat_vm_config *c)
@@ -163,7 +152,7 @@ static void test_vfsd_argv(void)
         _cleanup_free_ char *s = NULL;
 
         is_int(moat_vm_vfsd_argv("/usr/lib/qemu/virtiofsd", "/st/c1/shares", &v), 0, "virtiofsd argv");
-        s = join(v);
+        s = vm_test_join(v);
         is_str(s, "/usr/lib/qemu/virtiofsd --fd=3 -o source=/st/c1/shares -o cache=none -o sandbox=namespace "
                   "-o log_level=warn --rlimit-nofile=0", "the socket as fd 3, the staging dir, cache=none, sandboxed");
         strv_free(TAKE_PTR(v));
@@ -181,7 +170,7 @@ static void test_qemu_argv(void)
         _cleanup_free_ char *s = NULL;
 
         is_int(moat_vm_qemu_argv(&o, &v, &err), 0, "argv with shares");
-        s = join(v);
+        s = vm_test_join(v);
         printf("# %s\n", s);
         contains(s, "-M microvm,x-option-roms=off,isa-serial=off,pcie=on,rtc=on,memory-backend=mem ",
                  "microvm's memory from the backend");
@@ -198,7 +187,7 @@ static void test_qemu_argv(void)
 
         o.fs_socket = NULL;
         is_int(moat_vm_qemu_argv(&o, &v, &err), 0, "argv without shares");
-        s = join(v);
+        s = vm_test_join(v);
         ok(!strstr(s, "memory-backend") && !strstr(s, "vhost-user") && !strstr(s, "id=vfs"),
            "no shared memory and no vhost-user-fs without shares");
 }
